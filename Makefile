@@ -1,0 +1,46 @@
+# M2MRSP — make targets. `make test` is what CI runs (.ci/run); `make demo` shows what exists.
+SWIFT ?= swift
+SHELL := /bin/bash
+
+.PHONY: all bootstrap build release test check-generated generate demo bench clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+build: bootstrap
+	$(SWIFT) build
+
+release: bootstrap
+	$(SWIFT) build -c release --product m2mrsp
+
+# The whole suite: generated code up to date, then every Swift test (xmllint schema checks included).
+test: bootstrap check-generated
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+# Regenerate message types, Action tables, v4 XSD and golden files from scripts/messages.py.
+generate:
+	python3 scripts/gen_messages.py
+
+# Fails when the committed generated files differ from what the generator writes.
+check-generated:
+	@python3 scripts/gen_messages.py >/dev/null
+	@if [ -n "$$(git status --porcelain -- Sources/M2MSOAP/Messages Sources/M2MSOAP/Actions xsd/m2mrsp-v4.xsd Tests/M2MSOAPTests/Golden 2>/dev/null)" ]; then \
+		echo "check-generated: generated files differ from scripts/gen_messages.py output:"; \
+		git status --porcelain -- Sources/M2MSOAP/Messages Sources/M2MSOAP/Actions xsd/m2mrsp-v4.xsd Tests/M2MSOAPTests/Golden | head -20; \
+		exit 1; \
+	fi
+	@echo "check-generated: generated files are up to date"
+
+# What exists so far, for real: decode an SGP.02 envelope to JSON, encode it back, compare, and
+# run the SOAP benchmark. Later issues add the servers, the emulated fleet and the scripted scenario.
+demo: release
+	@scripts/demo.sh
+
+bench: release
+	.build/release/m2mrsp bench soap
+
+clean:
+	rm -rf .build

@@ -1,0 +1,59 @@
+// swift-tools-version:6.1
+// M2MRSP — GSMA SGP.02 M2M eSIM Remote SIM Provisioning platform.
+// Module shape and dependency rules: docs/architecture.md (from ARCHITECTURE.md).
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "M2MRSP",
+    products: [
+        .executable(name: "m2mrsp", targets: ["m2mrsp"]),
+        .library(name: "M2MCore", targets: ["M2MCore"]),
+        .library(name: "M2MXML", targets: ["M2MXML"]),
+        .library(name: "M2MSOAP", targets: ["M2MSOAP"]),
+        .library(name: "M2MTestKit", targets: ["M2MTestKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries (Debian: liblua5.4-dev, libssl-dev, libsqlite3-dev; scripts/bootstrap.sh).
+        .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .target(name: "CLuaShims", dependencies: ["CLua"]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // Domain and wire formats.
+        .target(name: "M2MCore", swiftSettings: strict),
+        .target(name: "M2MXML", swiftSettings: strict),
+        .target(name: "M2MSOAP", dependencies: ["M2MCore", "M2MXML"], swiftSettings: strict),
+
+        // Fixtures and sample values shipped for tests, benchmarks and integrators' own tests.
+        .target(name: "M2MTestKit", dependencies: ["M2MCore", "M2MSOAP"], swiftSettings: strict),
+
+        // The command-line program.
+        .executableTarget(
+            name: "m2mrsp",
+            dependencies: [
+                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CLuaShims", "COpenSSL", "CSQLite"]),
+        .testTarget(name: "M2MCoreTests", dependencies: ["M2MCore"], swiftSettings: strict),
+        .testTarget(name: "M2MXMLTests", dependencies: ["M2MXML"], swiftSettings: strict),
+        .testTarget(
+            name: "M2MSOAPTests",
+            dependencies: ["M2MSOAP", "M2MCore", "M2MXML", "M2MTestKit"],
+            exclude: ["Golden"],
+            swiftSettings: strict
+        ),
+    ]
+)
