@@ -1,0 +1,61 @@
+// M2MXML — the XML layer of the SGP.02 SOAP 1.2 platform.
+//
+// A small, pure-Swift (stdlib only) reader and writer for the XML that SOAP 1.2 and the GSMA RPS
+// messages actually use. Input arrives from the network and is untrusted, so the reader accepts a
+// deliberately strict subset of XML 1.0 + Namespaces 1.0 and is built to never crash, hang or
+// allocate without bound:
+//
+// * UTF-8 only. A UTF-8 BOM is skipped; an XML declaration is accepted only at the very start and
+//   must name UTF-8. Text, attribute values, names and comments are checked for well-formed UTF-8
+//   and for characters XML forbids (C0 controls other than TAB/LF/CR, U+FFFE, U+FFFF).
+// * No DTD at all: any `<!DOCTYPE` is rejected, so no entity is ever expanded (billion laughs and
+//   external-entity attacks are impossible). Only the five predefined entities and character
+//   references are decoded.
+// * No processing instructions besides the leading declaration (SOAP 1.2 forbids them).
+// * No mixed content: an element holds either child elements (whitespace between them is dropped)
+//   or character data. That is all SOAP and RPS ever use, and it keeps the tree simple.
+// * Every resource is bounded by `XMLLimits` (document size, depth, element count, attributes,
+//   name and text length), checked as early as possible.
+// * The parser is iterative (an explicit stack of open elements), works on an
+//   `UnsafeBufferPointer<UInt8>`, creates each `String` once from a byte slice (with fast paths
+//   for text without references or carriage returns), reuses namespace URI strings and resolves
+//   prefixes against a small array-based binding stack.
+
+/// Parses UTF-8 XML documents into `XMLElement` trees.
+public enum XMLReader {
+    /// Parses one UTF-8 document into its root element. Namespace-aware: every element and attribute name is resolved
+    /// to its namespace URI; `xmlns`/`xmlns:p` declarations are consumed (not reported as attributes); the `xml` prefix is
+    /// pre-bound to http://www.w3.org/XML/1998/namespace.
+    public static func parse(_ bytes: [UInt8], limits: XMLLimits = .default) throws(XMLError) -> XMLElement {
+        try checkDocumentSize(bytes.count, limits: limits)
+        let result = bytes.withUnsafeBufferPointer { buffer in
+            parse(buffer: buffer, limits: limits)
+        }
+        return try result.get()
+    }
+
+    /// Parses one document given as a `String` (its UTF-8 form is parsed in place, without copying).
+    public static func parse(_ string: String, limits: XMLLimits = .default) throws(XMLError) -> XMLElement {
+        try checkDocumentSize(string.utf8.count, limits: limits)
+        var string = string
+        let result = string.withUTF8 { buffer in
+            parse(buffer: buffer, limits: limits)
+        }
+        return try result.get()
+    }
+
+    private static func checkDocumentSize(_ count: Int, limits: XMLLimits) throws(XMLError) {
+        guard count <= limits.maxDocumentBytes else {
+            throw XMLError(
+                code: .limitExceeded,
+                line: 1,
+                detail: "document of \(count) bytes exceeds maxDocumentBytes (\(limits.maxDocumentBytes))"
+            )
+        }
+    }
+
+    private static func parse(buffer: UnsafeBufferPointer<UInt8>, limits: XMLLimits) -> Result<XMLElement, XMLError> {
+        var parser = XMLByteParser(input: buffer, limits: limits)
+        return Result { () throws(XMLError) in try parser.parseDocument() }
+    }
+}
