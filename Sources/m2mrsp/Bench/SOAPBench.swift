@@ -38,29 +38,42 @@ struct SOAPBench: ParsableCommand {
             }
             let data = Data(bytes)
             let delegate = CountingDelegate()
-            let (ours, baseline) = try Bench.compare(rounds: quick ? 1 : 3, seconds: quick ? 0.5 : 1.5, {
-                let envelope = try SOAPCodec.decode(bytes)
-                let out = SOAPCodec.encode(envelope)
-                precondition(out.count == bytes.count)
-            }, baseline: {
+            let rounds = quick ? 1 : 3
+            let seconds = quick ? 0.4 : 1.5
+            let baselineParse = {
                 let parser = XMLParser(data: data)
                 parser.shouldProcessNamespaces = true
                 parser.delegate = delegate
                 precondition(parser.parse())
-            })
+            }
+            // (1) XML level: M2MXML parse + serialise of the tree.
+            let (xml, xmlBaseline) = try Bench.compare(rounds: rounds, seconds: seconds, {
+                let root = try XMLReader.parse(bytes)
+                let out = root.serialized(preferredPrefixes: Namespace.preferredPrefixes)
+                precondition(!out.isEmpty)
+            }, baseline: baselineParse)
+            figures.append(BenchFigure(
+                name: "\(name) (\(bytes.count) B) XML parse+serialise", value: xml, unit: "envelopes/s",
+                baseline: xmlBaseline, ratio: xml / xmlBaseline, target: 2.0, meets: xml / xmlBaseline >= 2.0))
+            // (2) The whole SGP.02 path: parse, typed decode (validating every identifier), serialise.
+            let (typed, typedBaseline) = try Bench.compare(rounds: rounds, seconds: seconds, {
+                let envelope = try SOAPCodec.decode(bytes)
+                let out = SOAPCodec.encode(envelope)
+                precondition(out.count == bytes.count)
+            }, baseline: baselineParse)
+            figures.append(BenchFigure(
+                name: "\(name) (\(bytes.count) B) SGP.02 parse+decode+serialise", value: typed, unit: "envelopes/s",
+                baseline: typedBaseline, ratio: typed / typedBaseline, target: 2.0, meets: typed / typedBaseline >= 2.0))
             if breakdown {
                 let root = try XMLReader.parse(bytes)
                 let envelope = try SOAPCodec.decode(root)
-                let seconds = quick ? 0.3 : 1.0
                 let parse = try Bench.rate(seconds: seconds) { _ = try XMLReader.parse(bytes) }
-                let typed = try Bench.rate(seconds: seconds) { _ = try SOAPCodec.decode(root) }
+                let decode = try Bench.rate(seconds: seconds) { _ = try SOAPCodec.decode(root) }
                 let write = Bench.rate(seconds: seconds) { _ = SOAPCodec.encode(envelope) }
-                print("  \(name): XML parse \(Bench.format(parse))/s, typed decode \(Bench.format(typed))/s, serialise \(Bench.format(write))/s")
+                let xmlWrite = Bench.rate(seconds: seconds) { _ = root.serialized(preferredPrefixes: Namespace.preferredPrefixes) }
+                print("  \(name): XML parse \(Bench.format(parse))/s, typed decode \(Bench.format(decode))/s, "
+                      + "SOAP serialise \(Bench.format(write))/s, XML tree serialise \(Bench.format(xmlWrite))/s")
             }
-            let ratio = ours / baseline
-            figures.append(BenchFigure(
-                name: "\(name) envelope (\(bytes.count) B) parse+decode+serialise", value: ours, unit: "envelopes/s",
-                baseline: baseline, ratio: ratio, target: 2.0, meets: ratio >= 2.0))
         }
         try Bench.print(BenchReport(suite: "soap", figures: figures), json: json)
     }
