@@ -33,11 +33,14 @@ public struct EID: TextRepresentable {
     public let text: String
 
     public init(text: String) throws(IdentifierError) {
-        let bytes = Array(text.utf8)
-        guard bytes.count == 32, bytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-            throw .invalidEID(text, "an EID is 32 decimal digits")
+        let utf8 = text.utf8
+        guard utf8.count == 32 else { throw .invalidEID(text, "an EID is 32 decimal digits") }
+        var remainder = 0
+        for digit in utf8 {
+            guard digit >= 0x30 && digit <= 0x39 else { throw .invalidEID(text, "an EID is 32 decimal digits") }
+            remainder = (remainder * 10 + Int(digit - 0x30)) % 97
         }
-        guard EID.mod97(bytes) == 1 else {
+        guard remainder == 1 else {
             throw .invalidEID(text, "check digits fail ISO/IEC 7064 MOD 97-10")
         }
         self.text = text
@@ -85,28 +88,41 @@ public struct ICCID: TextRepresentable {
     public let text: String
 
     public init(text: String) throws(IdentifierError) {
-        var bytes = Array(text.utf8)
-        guard bytes.count >= 6, bytes.count <= 20, bytes[0] == 0x38, bytes[1] == 0x39 else {
+        let utf8 = text.utf8
+        guard utf8.count >= 6, utf8.count <= 20, utf8.starts(with: [0x38, 0x39]) else {
             throw .invalidICCID(text, "an ICCID matches 89[0-9fF]{4,18}")
         }
-        for index in bytes.indices {
-            switch bytes[index] {
-            case 0x30...0x39: continue
-            case 0x66, 0x46: bytes[index] = 0x46
+        // Digits, then optional trailing F/f padding.
+        var digits = 0
+        var padding = 0
+        var lowercase = false
+        for byte in utf8 {
+            switch byte {
+            case 0x30...0x39:
+                guard padding == 0 else { throw .invalidICCID(text, "'F' is only allowed as trailing padding") }
+                digits += 1
+            case 0x46: padding += 1
+            case 0x66:
+                padding += 1
+                lowercase = true
             default: throw .invalidICCID(text, "an ICCID matches 89[0-9fF]{4,18}")
             }
         }
-        var digits = bytes[...]
-        while digits.last == 0x46 { digits = digits.dropLast() }
-        guard !digits.contains(0x46) else {
-            throw .invalidICCID(text, "'F' is only allowed as trailing padding")
-        }
-        if digits.count == 19 || digits.count == 20 {
-            guard ICCID.luhnValid(Array(digits)) else {
-                throw .invalidICCID(text, "the Luhn check digit is wrong")
+        if digits == 19 || digits == 20 {
+            var sum = 0
+            var offset = 0
+            for byte in utf8.prefix(digits).reversed() {
+                var value = Int(byte - 0x30)
+                if offset % 2 == 1 {
+                    value *= 2
+                    if value > 9 { value -= 9 }
+                }
+                sum += value
+                offset += 1
             }
+            guard sum % 10 == 0 else { throw .invalidICCID(text, "the Luhn check digit is wrong") }
         }
-        self.text = String(decoding: bytes, as: UTF8.self)
+        self.text = lowercase ? String(decoding: utf8.map { $0 == 0x66 ? 0x46 : $0 }, as: UTF8.self) : text
     }
 
     /// The digits without padding.
@@ -132,10 +148,6 @@ public struct ICCID: TextRepresentable {
             sum += value
         }
         return (10 - sum % 10) % 10
-    }
-
-    static func luhnValid(_ digits: [UInt8]) -> Bool {
-        luhnCheckDigit(Array(digits.dropLast())) == Int(digits[digits.count - 1] - 0x30)
     }
 }
 
@@ -319,6 +331,10 @@ public enum Hex {
         }
         return out
     }
+
+    /// The value of one hexadecimal digit, or nil.
+    @inline(__always)
+    public static func nibbleValue(_ c: UInt8) -> UInt8? { nibble(c) }
 
     @inline(__always)
     static func nibble(_ c: UInt8) -> UInt8? {

@@ -35,15 +35,44 @@ public struct Timestamp: TextRepresentable, Comparable {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)
         let (year, month, day) = Timestamp.civil(fromDays: days)
-        var out = Timestamp.pad(Int(year), 4) + "-" + Timestamp.pad(month, 2) + "-" + Timestamp.pad(day, 2)
-        out += "T" + Timestamp.pad(secondOfDay / 3600, 2) + ":" + Timestamp.pad(secondOfDay / 60 % 60, 2)
-        out += ":" + Timestamp.pad(secondOfDay % 60, 2)
+        var out: [UInt8] = []
+        out.reserveCapacity(30)
+        if year < 0 { out.append(0x2D) }
+        Timestamp.append(Int(year.magnitude), width: 4, to: &out)
+        out.append(0x2D)
+        Timestamp.append(month, width: 2, to: &out)
+        out.append(0x2D)
+        Timestamp.append(day, width: 2, to: &out)
+        out.append(0x54)
+        Timestamp.append(secondOfDay / 3600, width: 2, to: &out)
+        out.append(0x3A)
+        Timestamp.append(secondOfDay / 60 % 60, width: 2, to: &out)
+        out.append(0x3A)
+        Timestamp.append(secondOfDay % 60, width: 2, to: &out)
         if nanoseconds != 0 {
-            var fraction = Timestamp.pad(Int(nanoseconds), 9)
-            while fraction.hasSuffix("0") { fraction.removeLast() }
-            out += "." + fraction
+            out.append(0x2E)
+            var fraction = Int(nanoseconds)
+            var width = 9
+            while fraction % 10 == 0 {
+                fraction /= 10
+                width -= 1
+            }
+            Timestamp.append(fraction, width: width, to: &out)
         }
-        return out + "Z"
+        out.append(0x5A)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `value` in decimal, zero-padded to `width` digits.
+    static func append(_ value: Int, width: Int, to out: inout [UInt8]) {
+        var digits: [UInt8] = []
+        var v = value
+        repeat {
+            digits.append(UInt8(v % 10) + 0x30)
+            v /= 10
+        } while v > 0
+        for _ in digits.count..<max(width, digits.count) { out.append(0x30) }
+        out.append(contentsOf: digits.reversed())
     }
 
     /// Adds a number of seconds.
@@ -148,11 +177,6 @@ public struct Timestamp: TextRepresentable, Comparable {
         let month = Int(mp < 10 ? mp + 3 : mp - 9)
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
         return (year, month, day)
-    }
-
-    static func pad(_ value: Int, _ width: Int) -> String {
-        let s = String(value)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
     }
 }
 
