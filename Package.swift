@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "M2MXML", targets: ["M2MXML"]),
         .library(name: "M2MSOAP", targets: ["M2MSOAP"]),
         .library(name: "M2MTestKit", targets: ["M2MTestKit"]),
+        .library(name: "M2MPolicy", targets: ["M2MPolicy"]),
+        .library(name: "M2MCrypto", targets: ["M2MCrypto"]),
+        .library(name: "M2MWire", targets: ["M2MWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,7 +34,14 @@ let package = Package(
         // Domain and wire formats.
         .target(name: "M2MCore", swiftSettings: strict),
         .target(name: "M2MXML", swiftSettings: strict),
+        .target(name: "M2MWire", dependencies: ["M2MCore"], swiftSettings: strict),
         .target(name: "M2MSOAP", dependencies: ["M2MCore", "M2MXML"], swiftSettings: strict),
+
+        // Crypto on the system OpenSSL 3 (P-256 and brainpoolP256r1, AES, CMAC, X9.63, secure channels).
+        .target(name: "M2MCrypto", dependencies: ["M2MCore", "M2MWire", "COpenSSL"], swiftSettings: strict),
+
+        // Lua 5.4 policy engine: sandboxed operator plugins and policy bundles.
+        .target(name: "M2MPolicy", dependencies: ["M2MCore", "CLuaShims"], swiftSettings: strict),
 
         // Fixtures and sample values shipped for tests, benchmarks and integrators' own tests.
         .target(name: "M2MTestKit", dependencies: ["M2MCore", "M2MSOAP"], swiftSettings: strict),
@@ -40,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "m2mrsp",
             dependencies: [
-                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit",
+                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -49,6 +59,9 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: ["CLuaShims", "COpenSSL", "CSQLite"]),
         .testTarget(name: "M2MCoreTests", dependencies: ["M2MCore"], swiftSettings: strict),
         .testTarget(name: "M2MXMLTests", dependencies: ["M2MXML"], swiftSettings: strict),
+        .testTarget(name: "M2MCryptoTests", dependencies: ["M2MCrypto", "M2MWire", "M2MCore"], swiftSettings: strict),
+        .testTarget(name: "M2MWireTests", dependencies: ["M2MWire", "M2MCore"], swiftSettings: strict),
+        .testTarget(name: "M2MPolicyTests", dependencies: ["M2MPolicy", "M2MCore", "CLuaShims"], swiftSettings: strict),
         .testTarget(
             name: "M2MSOAPTests",
             dependencies: ["M2MSOAP", "M2MCore", "M2MXML", "M2MTestKit"],

@@ -1,16 +1,25 @@
-// System OpenSSL 3 (pkg-config openssl). Static-inline shims turn macros into functions that
-// Swift can call; each says why it exists.
+// System OpenSSL 3 (pkg-config openssl). Static-inline shims for what Swift cannot do directly or
+// safely: macros, OSSL_PARAM arrays (which keep raw pointers: built and consumed here, in one C
+// frame, so their storage is stable), and BIGNUM/ECDSA_SIG plumbing. Each says why it exists.
+// Every function returns NULL / 0 on failure and leaves the reason on OpenSSL's error queue,
+// which M2MCrypto drains into a typed error.
 #ifndef M2M_COPENSSL_SHIM_H
 #define M2M_COPENSSL_SHIM_H
+#include <string.h>
 #include <openssl/opensslv.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ec.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
+#include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/pem.h>
+#include <openssl/kdf.h>
 #include <openssl/ssl.h>
 
 /// OPENSSL_VERSION_NUMBER is a macro; Swift cannot see its value.
@@ -18,5 +27,154 @@ static inline unsigned long m2m_openssl_version_number(void) { return OPENSSL_VE
 
 /// OPENSSL_cleanse through a non-macro entry point (zeroes key material so the compiler keeps it).
 static inline void m2m_openssl_cleanse(void *ptr, size_t len) { OPENSSL_cleanse(ptr, len); }
+
+/// Generates an EC key pair on the named group ("P-256", "brainpoolP256r1").
+/// Why: EVP_PKEY_Q_keygen is variadic (not callable from Swift).
+static inline EVP_PKEY *m2m_ec_generate(const char *group) {
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    if (ctx == NULL) return NULL;
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_CTX_set_params(ctx, params) != 1 || EVP_PKEY_generate(ctx, &pkey) != 1) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return pkey;
+}
+
+/// An EC public key from an uncompressed (or compressed) point. OpenSSL's point decoding rejects
+/// points that are not on the curve; the caller then runs EVP_PKEY_public_check once.
+/// Why: OSSL_PARAM arrays hold raw pointers; building them here keeps their storage stable.
+static inline EVP_PKEY *m2m_ec_public_from_point(const char *group, const unsigned char *point, size_t length) {
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    if (ctx == NULL) return NULL;
+    OSSL_PARAM params[3];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, length);
+    params[2] = OSSL_PARAM_construct_end();
+    if (EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    return pkey;
+}
+
+/// An EC key pair from a raw private scalar (big-endian); the public point is computed here.
+/// Why: OpenSSL 3's fromdata does not derive the public key, and BIGNUM params need a builder.
+static inline EVP_PKEY *m2m_ec_private_from_scalar(const char *group, int nid, const unsigned char *scalar, size_t length) {
+    EVP_PKEY *pkey = NULL;
+    EC_GROUP *ecgroup = EC_GROUP_new_by_curve_name(nid);
+    BIGNUM *d = BN_bin2bn(scalar, (int)length, NULL);
+    EC_POINT *point = ecgroup ? EC_POINT_new(ecgroup) : NULL;
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    unsigned char pub[133];
+    size_t publen = 0;
+    if (ecgroup && d && point && bld && ctx && !BN_is_zero(d) && BN_cmp(d, EC_GROUP_get0_order(ecgroup)) < 0
+        && EC_POINT_mul(ecgroup, point, d, NULL, NULL, NULL) == 1
+        && (publen = EC_POINT_point2oct(ecgroup, point, POINT_CONVERSION_UNCOMPRESSED, pub, sizeof pub, NULL)) > 0
+        && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) == 1
+        && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d) == 1
+        && OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, publen) == 1
+        && (params = OSSL_PARAM_BLD_to_param(bld)) != NULL
+        && EVP_PKEY_fromdata_init(ctx) == 1) {
+        if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1) {
+            EVP_PKEY_free(pkey);
+            pkey = NULL;
+        }
+    } else if (ecgroup && d && (BN_is_zero(d) || BN_cmp(d, EC_GROUP_get0_order(ecgroup)) >= 0)) {
+        ERR_raise_data(ERR_LIB_EC, EC_R_INVALID_PRIVATE_KEY, "scalar out of range");
+    }
+    OPENSSL_cleanse(pub, sizeof pub);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EC_POINT_free(point);
+    BN_clear_free(d);
+    EC_GROUP_free(ecgroup);
+    return pkey;
+}
+
+/// The private scalar, big-endian, left-padded to `length`. Returns 1 on success.
+static inline int m2m_ec_private_scalar(const EVP_PKEY *pkey, unsigned char *out, size_t length) {
+    BIGNUM *d = NULL;
+    if (EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_PRIV_KEY, &d) != 1) return 0;
+    int ok = BN_bn2binpad(d, out, (int)length) == (int)length;
+    BN_clear_free(d);
+    return ok;
+}
+
+/// The uncompressed public point 04‖X‖Y. Returns its length, or 0.
+static inline size_t m2m_ec_public_point(const EVP_PKEY *pkey, unsigned char *out, size_t capacity) {
+    size_t length = 0;
+    if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, out, capacity, &length) != 1) return 0;
+    return length;
+}
+
+/// DER ECDSA-Sig-Value → plain r‖s (each `half` bytes). Returns 1 on success.
+/// Why: ECDSA_SIG and BIGNUM juggling in one place; GP certificates and SGP.02 use r‖s.
+static inline int m2m_ecdsa_der_to_raw(const unsigned char *der, size_t derlen, unsigned char *out, size_t half) {
+    const unsigned char *p = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
+    if (sig == NULL) return 0;
+    int ok = (size_t)(p - der) == derlen
+        && BN_bn2binpad(ECDSA_SIG_get0_r(sig), out, (int)half) == (int)half
+        && BN_bn2binpad(ECDSA_SIG_get0_s(sig), out + half, (int)half) == (int)half;
+    ECDSA_SIG_free(sig);
+    return ok;
+}
+
+/// Plain r‖s → DER ECDSA-Sig-Value. Returns the DER length (≤ capacity), or 0.
+static inline size_t m2m_ecdsa_raw_to_der(const unsigned char *raw, size_t half, unsigned char *out, size_t capacity) {
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, (int)half, NULL);
+    BIGNUM *s = BN_bin2bn(raw + half, (int)half, NULL);
+    if (sig == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(sig, r, s) != 1) {
+        ECDSA_SIG_free(sig);
+        BN_free(r);
+        BN_free(s);
+        return 0;
+    }
+    int length = i2d_ECDSA_SIG(sig, NULL);
+    size_t result = 0;
+    if (length > 0 && (size_t)length <= capacity) {
+        unsigned char *p = out;
+        result = (size_t)i2d_ECDSA_SIG(sig, &p);
+    }
+    ECDSA_SIG_free(sig);
+    return result;
+}
+
+/// ANSI X9.63 KDF (SHA-256) with the KDF fetched by the caller once.
+/// Why: the OSSL_PARAM array points into the caller's buffers only for the duration of this call.
+static inline int m2m_x963kdf(EVP_KDF *kdf, const unsigned char *secret, size_t secretlen,
+                              const unsigned char *info, size_t infolen, unsigned char *out, size_t outlen) {
+    EVP_KDF_CTX *ctx = EVP_KDF_CTX_new(kdf);
+    if (ctx == NULL) return 0;
+    OSSL_PARAM params[4];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, secretlen);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, infolen);
+    params[3] = OSSL_PARAM_construct_end();
+    int ok = EVP_KDF_derive(ctx, out, outlen, params);
+    EVP_KDF_CTX_free(ctx);
+    return ok;
+}
+
+/// Initialises a CMAC context for an AES key (cipher name chosen by key length).
+/// Why: OSSL_PARAM with a string that must outlive the init call.
+static inline int m2m_cmac_init(EVP_MAC_CTX *ctx, const unsigned char *key, size_t keylen) {
+    const char *cipher = keylen == 16 ? "AES-128-CBC" : keylen == 24 ? "AES-192-CBC" : "AES-256-CBC";
+    OSSL_PARAM params[2];
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, (char *)cipher, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    return EVP_MAC_init(ctx, key, keylen, params);
+}
 
 #endif

@@ -1,0 +1,59 @@
+import M2MCore
+import M2MCrypto
+import Testing
+
+@Suite("EC keys on P-256 and brainpoolP256r1")
+struct ECTests {
+    @Test("Sign/verify in r‖s and DER, ECDH agreement, PKCS#8 round trip", arguments: Curve.allCases)
+    func roundTrip(curve: Curve) throws {
+        let a = try ECPrivateKey(generatingOn: curve)
+        let b = try ECPrivateKey(generatingOn: curve)
+        let message = Array("SGP.02".utf8)
+        let signature = try a.signature(for: message)
+        #expect(signature.rawRepresentation.count == 64)
+        #expect(a.publicKey.isValidSignature(signature, for: message))
+        #expect(!b.publicKey.isValidSignature(signature, for: message))
+        #expect(!a.publicKey.isValidSignature(signature, for: Array("SGP.22".utf8)))
+        let der = try signature.derRepresentation
+        #expect(try ECDSASignature(derRepresentation: der, curve: curve) == signature)
+        #expect(try a.sharedSecret(with: b.publicKey) == b.sharedSecret(with: a.publicKey))
+        let restored = try ECPrivateKey(pkcs8: a.pkcs8DER.bytes)
+        #expect(restored.publicKey == a.publicKey)
+        #expect(restored.curve == curve)
+        let fromPEM = try ECPrivateKey(pkcs8: Array(a.pkcs8PEM.utf8))
+        #expect(fromPEM.publicKey == a.publicKey)
+        let fromScalar = try ECPrivateKey(rawScalar: a.rawScalar, curve: curve)
+        #expect(fromScalar.publicKey == a.publicKey)
+        #expect(try ECPublicKey(x962Representation: a.publicKey.x962Representation, curve: curve) == a.publicKey)
+        #expect(!"\(a)".contains(Hex.encode(try a.rawScalar.bytes)))
+    }
+
+    @Test("Real-card vector 4: ECDH(eSK.DP, PK.ECASD) gives the logged shared secret")
+    func realCardECDH() throws {
+        let ecasd = try ECPublicKey(x962Representation: hex("043F157A6242EC54888EB50967BD84D1A885E51D66B2F6CD135354724C91D790EDB48B015F6B272DF50E49EAB2E1383BF0EEB0E9848543B971397D274D88E8EA77"), curve: .p256)
+        let esk = try ECPrivateKey(rawScalar: hex("F779BB7D138DEC67FA9E379D4B23BA1533B1D81CB11D1EAFC5AF85C2BB55C21B"), curve: .p256)
+        #expect(try esk.sharedSecret(with: ecasd).bytes == hex("2812b8eedf1ece900668afec0237ffb72d6ca70c00d2c54157466836fd7884ac"))
+    }
+
+    @Test("Negative: point off the curve, wrong lengths, zero and out-of-range scalars, bad signatures")
+    func negative() throws {
+        var point = try ECPrivateKey(generatingOn: .p256).publicKey.x962Representation
+        point[40] ^= 0x01
+        #expect(throws: CryptoError(code: .invalidKey)) { try ECPublicKey(x962Representation: point, curve: .p256) }
+        #expect(throws: CryptoError(code: .invalidKey)) { try ECPublicKey(x962Representation: [0x04] + [UInt8](repeating: 0, count: 64), curve: .p256) }
+        #expect(throws: CryptoError(code: .invalidKey)) { try ECPublicKey(x962Representation: [0x04, 1, 2], curve: .brainpoolP256r1) }
+        // A P-256 point is not a brainpool point.
+        let p256Point = try ECPrivateKey(generatingOn: .p256).publicKey.x962Representation
+        #expect(throws: CryptoError(code: .invalidKey)) { try ECPublicKey(x962Representation: p256Point, curve: .brainpoolP256r1) }
+        #expect(throws: CryptoError(code: .invalidKey)) { try ECPrivateKey(rawScalar: [UInt8](repeating: 0, count: 32), curve: .p256) }
+        #expect(throws: CryptoError(code: .invalidKey)) { try ECPrivateKey(rawScalar: [UInt8](repeating: 0xFF, count: 32), curve: .p256) }
+        #expect(throws: CryptoError(code: .invalidSignature)) { try ECDSASignature(rawRepresentation: [1, 2, 3], curve: .p256) }
+        #expect(throws: CryptoError(code: .invalidSignature)) { try ECDSASignature(derRepresentation: [0x30, 0x02, 0x01], curve: .p256) }
+        #expect(throws: CryptoError(code: .invalidKey)) { try ECPrivateKey(pkcs8: [0x30, 0x03, 0x02, 0x01, 0x00]) }
+        let key = try ECPrivateKey(generatingOn: .p256)
+        let other = try ECPrivateKey(generatingOn: .brainpoolP256r1)
+        #expect(throws: CryptoError(code: .invalidKey)) { try key.sharedSecret(with: other.publicKey) }
+        let zeroSignature = try ECDSASignature(rawRepresentation: [UInt8](repeating: 0, count: 64), curve: .p256)
+        #expect(!key.publicKey.isValidSignature(zeroSignature, for: [1]))
+    }
+}
