@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "M2MPolicy", targets: ["M2MPolicy"]),
         .library(name: "M2MCrypto", targets: ["M2MCrypto"]),
         .library(name: "M2MWire", targets: ["M2MWire"]),
+        .library(name: "M2MRoles", targets: ["M2MRoles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -43,14 +44,19 @@ let package = Package(
         // Lua 5.4 policy engine: sandboxed operator plugins and policy bundles.
         .target(name: "M2MPolicy", dependencies: ["M2MCore", "CLuaShims"], swiftSettings: strict),
 
+        // Role logic (SM-SR, SM-DP, EUM, MNO): for now the EIS signature and registration checks.
+        .target(
+            name: "M2MRoles", dependencies: ["M2MCore", "M2MWire", "M2MXML", "M2MSOAP", "M2MCrypto"], swiftSettings: strict),
+
         // Fixtures and sample values shipped for tests, benchmarks and integrators' own tests.
-        .target(name: "M2MTestKit", dependencies: ["M2MCore", "M2MSOAP"], swiftSettings: strict),
+        .target(
+            name: "M2MTestKit", dependencies: ["M2MCore", "M2MWire", "M2MSOAP", "M2MCrypto", "M2MRoles"], swiftSettings: strict),
 
         // The command-line program.
         .executableTarget(
             name: "m2mrsp",
             dependencies: [
-                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy",
+                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy", "M2MCrypto", "M2MWire", "M2MRoles", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -61,6 +67,9 @@ let package = Package(
         .testTarget(name: "M2MXMLTests", dependencies: ["M2MXML"], swiftSettings: strict),
         .testTarget(name: "M2MCryptoTests", dependencies: ["M2MCrypto", "M2MWire", "M2MCore"], swiftSettings: strict),
         .testTarget(name: "M2MWireTests", dependencies: ["M2MWire", "M2MCore"], swiftSettings: strict),
+        .testTarget(
+            name: "M2MRolesTests",
+            dependencies: ["M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit"], swiftSettings: strict),
         .testTarget(name: "M2MPolicyTests", dependencies: ["M2MPolicy", "M2MCore", "CLuaShims"], swiftSettings: strict),
         .testTarget(
             name: "M2MSOAPTests",

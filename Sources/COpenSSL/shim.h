@@ -177,4 +177,118 @@ static inline int m2m_cmac_init(EVP_MAC_CTX *ctx, const unsigned char *key, size
     return EVP_MAC_init(ctx, key, keylen, params);
 }
 
+/// Builds and signs an X.509 v3 certificate (ECDSA-SHA256). `issuer`/`issuerKey` NULL = self-signed.
+/// Extensions use OpenSSL's config syntax (e.g. "critical,CA:TRUE", "RID:1.3.6.1.4.1.99999.2.1").
+/// Why: X509V3_CTX and X509_NAME plumbing is long-winded and pointer-heavy; one C frame owns it.
+static inline X509 *m2m_x509_build(EVP_PKEY *subjectKey, EVP_PKEY *issuerKey, X509 *issuer,
+                                   const char *country, const char *organization, const char *commonName,
+                                   const unsigned char *serial, size_t seriallen, long notBeforeOffset, long validitySeconds,
+                                   const char *basicConstraints, const char *keyUsage, const char *extendedKeyUsage,
+                                   const char *subjectAltName, const char *certificatePolicies) {
+    X509 *x = X509_new();
+    X509_NAME *name = X509_NAME_new();
+    BIGNUM *bn = BN_bin2bn(serial, (int)seriallen, NULL);
+    int ok = x && name && bn
+        && X509_set_version(x, X509_VERSION_3) == 1
+        && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL
+        && (country == NULL || X509_NAME_add_entry_by_txt(name, "C", MBSTRING_UTF8, (const unsigned char *)country, -1, -1, 0) == 1)
+        && (organization == NULL || X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)organization, -1, -1, 0) == 1)
+        && X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)commonName, -1, -1, 0) == 1
+        && X509_set_subject_name(x, name) == 1
+        && X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) == 1
+        && X509_gmtime_adj(X509_getm_notBefore(x), notBeforeOffset) != NULL
+        && X509_gmtime_adj(X509_getm_notAfter(x), validitySeconds) != NULL
+        && X509_set_pubkey(x, subjectKey) == 1;
+    if (ok) {
+        X509V3_CTX ctx;
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+        const int nids[] = { NID_basic_constraints, NID_key_usage, NID_ext_key_usage, NID_subject_alt_name,
+                             NID_certificate_policies, NID_subject_key_identifier, NID_authority_key_identifier };
+        const char *values[] = { basicConstraints, keyUsage, extendedKeyUsage, subjectAltName, certificatePolicies,
+                                 "hash", issuer ? "keyid:always" : NULL };
+        for (int i = 0; ok && i < 7; i++) {
+            if (values[i] == NULL) continue;
+            X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nids[i], (char *)values[i]);
+            ok = ext != NULL && X509_add_ext(x, ext, -1) == 1;
+            X509_EXTENSION_free(ext);
+        }
+    }
+    ok = ok && X509_sign(x, issuerKey ? issuerKey : subjectKey, EVP_sha256()) > 0;
+    BN_free(bn);
+    X509_NAME_free(name);
+    if (!ok) {
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/// Verifies `leaf` up to the trust anchor `root` through `intermediates` (X509_STORE_CTX), at
+/// `atTime` (seconds since the epoch; 0 = now). Returns 1, or 0 with the reason in `error`.
+static inline int m2m_x509_verify_chain(X509 *leaf, X509 **intermediates, int count, X509 *root, long atTime, int *error, int *depth) {
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    int ok = 0;
+    *error = 0;
+    *depth = -1;
+    if (store && ctx && chain && X509_STORE_add_cert(store, root) == 1) {
+        for (int i = 0; i < count; i++) sk_X509_push(chain, intermediates[i]);
+        if (X509_STORE_CTX_init(ctx, store, leaf, chain) == 1) {
+            if (atTime != 0) X509_STORE_CTX_set_time(ctx, 0, (time_t)atTime);
+            X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_X509_STRICT);
+            ok = X509_verify_cert(ctx) == 1;
+            if (!ok) {
+                *error = X509_STORE_CTX_get_error(ctx);
+                *depth = X509_STORE_CTX_get_error_depth(ctx);
+            }
+        }
+    }
+    sk_X509_free(chain);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    return ok;
+}
+
+/// PEM encoding of a certificate into `out` (capacity bytes). Returns the length, or 0.
+static inline size_t m2m_x509_pem(X509 *x, char *out, size_t capacity) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio == NULL || PEM_write_bio_X509(bio, x) != 1) { BIO_free(bio); return 0; }
+    char *data = NULL;
+    long length = BIO_get_mem_data(bio, &data);
+    size_t result = 0;
+    if (length > 0 && (size_t)length <= capacity) {
+        memcpy(out, data, (size_t)length);
+        result = (size_t)length;
+    }
+    BIO_free(bio);
+    return result;
+}
+
+/// A certificate from PEM text.
+static inline X509 *m2m_x509_from_pem(const char *pem, size_t length) {
+    BIO *bio = BIO_new_mem_buf(pem, (int)length);
+    if (bio == NULL) return NULL;
+    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    return x;
+}
+
+/// The subject or issuer as a one-line RFC 2253 string. Returns the length, or 0.
+static inline size_t m2m_x509_name(X509 *x, int issuer, char *out, size_t capacity) {
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) return 0;
+    X509_NAME_print_ex(bio, issuer ? X509_get_issuer_name(x) : X509_get_subject_name(x), 0, XN_FLAG_RFC2253);
+    char *data = NULL;
+    long length = BIO_get_mem_data(bio, &data);
+    size_t result = 0;
+    if (length > 0 && (size_t)length < capacity) {
+        memcpy(out, data, (size_t)length);
+        result = (size_t)length;
+    }
+    BIO_free(bio);
+    return result;
+}
+
 #endif

@@ -31,7 +31,9 @@ public struct ECPublicKey: Sendable, Hashable, CustomStringConvertible {
         let box = PKeyBox(pkey)
         guard let ctx = EVP_PKEY_CTX_new_from_pkey(nil, pkey, nil) else { throw CryptoError.openSSL(.openSSLFailure, "EVP_PKEY_CTX_new") }
         defer { EVP_PKEY_CTX_free(ctx) }
-        guard EVP_PKEY_public_check(ctx) == 1 else { throw CryptoError.openSSL(.invalidKey, "public key check failed on \(curve)") }
+        // Both curves have cofactor 1: on the curve and not at infinity is the full check (the n·Q test
+        // of EVP_PKEY_public_check adds a scalar multiplication and nothing else).
+        guard EVP_PKEY_public_check_quick(ctx) == 1 else { throw CryptoError.openSSL(.invalidKey, "public key check failed on \(curve)") }
         self.box = box
         self.curve = curve
         self.x962Representation = try ECPublicKey.point(of: pkey)
