@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "M2MCrypto", targets: ["M2MCrypto"]),
         .library(name: "M2MWire", targets: ["M2MWire"]),
         .library(name: "M2MRoles", targets: ["M2MRoles"]),
+        .library(name: "M2MEmulator", targets: ["M2MEmulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -44,6 +45,9 @@ let package = Package(
         // Lua 5.4 policy engine: sandboxed operator plugins and policy bundles.
         .target(name: "M2MPolicy", dependencies: ["M2MCore", "CLuaShims"], swiftSettings: strict),
 
+        // The eUICC emulator: meets the platform only through bytes (never imports Roles, Storage, Server).
+        .target(name: "M2MEmulator", dependencies: ["M2MCore", "M2MWire", "M2MCrypto"], swiftSettings: strict),
+
         // Role logic (SM-SR, SM-DP, EUM, MNO): for now the EIS signature and registration checks.
         .target(
             name: "M2MRoles", dependencies: ["M2MCore", "M2MWire", "M2MXML", "M2MSOAP", "M2MCrypto"], swiftSettings: strict),
@@ -66,7 +70,10 @@ let package = Package(
         .testTarget(name: "M2MCoreTests", dependencies: ["M2MCore"], swiftSettings: strict),
         .testTarget(name: "M2MXMLTests", dependencies: ["M2MXML"], swiftSettings: strict),
         .testTarget(name: "M2MCryptoTests", dependencies: ["M2MCrypto", "M2MWire", "M2MCore"], swiftSettings: strict),
-        .testTarget(name: "M2MWireTests", dependencies: ["M2MWire", "M2MCore"], swiftSettings: strict),
+        .testTarget(name: "M2MWireTests", dependencies: ["M2MWire", "M2MCore"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(
+            name: "M2MEmulatorTests",
+            dependencies: ["M2MEmulator", "M2MCrypto", "M2MWire", "M2MCore", "M2MTestKit"], swiftSettings: strict),
         .testTarget(
             name: "M2MRolesTests",
             dependencies: ["M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit"], swiftSettings: strict),

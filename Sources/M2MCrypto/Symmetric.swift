@@ -195,3 +195,27 @@ public enum KeyCheckValue {
         Array(try BlockCipher.cbc(.tripleDES, encrypt: true, key: key, iv: [UInt8](repeating: 0, count: 8), data: [UInt8](repeating: 0, count: 8)).prefix(3))
     }
 }
+
+/// Incremental SHA-256 (a profile digest computed as segments arrive).
+public final class SHA256Hasher: @unchecked Sendable {
+    // Used by one owner at a time (a card's download session); not shared across threads.
+    private let ctx: OpaquePointer
+
+    public init() {
+        ctx = EVP_MD_CTX_new()!
+        precondition(EVP_DigestInit_ex2(ctx, Algorithms.sha256, nil) == 1, "SHA-256 init: \(OpenSSLErrorStack.drain())")
+    }
+
+    deinit { EVP_MD_CTX_free(ctx) }
+
+    public func update(_ data: some ContiguousBytes) {
+        data.withUnsafeBytes { precondition(EVP_DigestUpdate(ctx, $0.baseAddress, $0.count) == 1) }
+    }
+
+    public func finalize() -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        precondition(EVP_DigestFinal_ex(ctx, &digest, &length) == 1 && length == 32)
+        return digest
+    }
+}
