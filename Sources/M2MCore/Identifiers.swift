@@ -33,13 +33,23 @@ public struct EID: TextRepresentable {
     public let text: String
 
     public init(text: String) throws(IdentifierError) {
-        let utf8 = text.utf8
-        guard utf8.count == 32 else { throw .invalidEID(text, "an EID is 32 decimal digits") }
-        var remainder = 0
-        for digit in utf8 {
-            guard digit >= 0x30 && digit <= 0x39 else { throw .invalidEID(text, "an EID is 32 decimal digits") }
-            remainder = (remainder * 10 + Int(digit - 0x30)) % 97
+        // nil: not 32 decimal digits; otherwise the value mod 97.
+        let remainder: UInt64? = text.withUTF8Bytes { digits in
+            guard digits.count == 32 else { return nil }
+            // Sixteen digits at a time (below 10^16, so remainder · 10^16 + chunk fits in 64 bits).
+            var remainder: UInt64 = 0
+            for chunk in 0..<2 {
+                var value: UInt64 = 0
+                for index in (chunk * 16)..<(chunk * 16 + 16) {
+                    let digit = digits[index] &- 0x30
+                    guard digit < 10 else { return nil }
+                    value = value &* 10 &+ UInt64(digit)
+                }
+                remainder = (remainder &* 10_000_000_000_000_000 &+ value) % 97
+            }
+            return remainder
         }
+        guard let remainder else { throw .invalidEID(text, "an EID is 32 decimal digits") }
         guard remainder == 1 else {
             throw .invalidEID(text, "check digits fail ISO/IEC 7064 MOD 97-10")
         }
@@ -88,41 +98,50 @@ public struct ICCID: TextRepresentable {
     public let text: String
 
     public init(text: String) throws(IdentifierError) {
-        let utf8 = text.utf8
-        guard utf8.count >= 6, utf8.count <= 20, utf8.starts(with: [0x38, 0x39]) else {
-            throw .invalidICCID(text, "an ICCID matches 89[0-9fF]{4,18}")
-        }
-        // Digits, then optional trailing F/f padding.
-        var digits = 0
-        var padding = 0
-        var lowercase = false
-        for byte in utf8 {
-            switch byte {
-            case 0x30...0x39:
-                guard padding == 0 else { throw .invalidICCID(text, "'F' is only allowed as trailing padding") }
-                digits += 1
-            case 0x46: padding += 1
-            case 0x66:
-                padding += 1
-                lowercase = true
-            default: throw .invalidICCID(text, "an ICCID matches 89[0-9fF]{4,18}")
-            }
-        }
-        if digits == 19 || digits == 20 {
-            var sum = 0
-            var offset = 0
-            for byte in utf8.prefix(digits).reversed() {
-                var value = Int(byte - 0x30)
-                if offset % 2 == 1 {
-                    value *= 2
-                    if value > 9 { value -= 9 }
+        enum Outcome { case valid, lowercase, pattern, padding, luhn }
+        let outcome: Outcome = text.withUTF8Bytes { utf8 in
+            guard utf8.count >= 6, utf8.count <= 20, utf8[0] == 0x38, utf8[1] == 0x39 else { return .pattern }
+            // Digits, then optional trailing F/f padding.
+            var digits = 0
+            var padding = 0
+            var lowercase = false
+            for byte in utf8 {
+                switch byte {
+                case 0x30...0x39:
+                    guard padding == 0 else { return .padding }
+                    digits += 1
+                case 0x46: padding += 1
+                case 0x66:
+                    padding += 1
+                    lowercase = true
+                default: return .pattern
                 }
-                sum += value
-                offset += 1
             }
-            guard sum % 10 == 0 else { throw .invalidICCID(text, "the Luhn check digit is wrong") }
+            if digits == 19 || digits == 20 {
+                var sum = 0
+                var index = digits - 1
+                var double = false
+                while index >= 0 {
+                    var value = Int(utf8[index] &- 0x30)
+                    if double {
+                        value *= 2
+                        if value > 9 { value -= 9 }
+                    }
+                    sum += value
+                    double.toggle()
+                    index -= 1
+                }
+                guard sum % 10 == 0 else { return .luhn }
+            }
+            return lowercase ? .lowercase : .valid
         }
-        self.text = lowercase ? String(decoding: utf8.map { $0 == 0x66 ? 0x46 : $0 }, as: UTF8.self) : text
+        switch outcome {
+        case .valid: self.text = text
+        case .lowercase: self.text = String(decoding: text.utf8.map { $0 == 0x66 ? 0x46 : $0 }, as: UTF8.self)
+        case .pattern: throw .invalidICCID(text, "an ICCID matches 89[0-9fF]{4,18}")
+        case .padding: throw .invalidICCID(text, "'F' is only allowed as trailing padding")
+        case .luhn: throw .invalidICCID(text, "the Luhn check digit is wrong")
+        }
     }
 
     /// The digits without padding.
@@ -230,17 +249,19 @@ public struct OID: TextRepresentable, Comparable, ExpressibleByStringLiteral {
     }
 
     static func isValid(_ text: String) -> Bool {
-        var sawDigit = false
-        for byte in text.utf8 {
-            switch byte {
-            case 0x30...0x39: sawDigit = true
-            case 0x2E:
-                guard sawDigit else { return false }
-                sawDigit = false
-            default: return false
+        text.withUTF8Bytes { bytes in
+            var sawDigit = false
+            for byte in bytes {
+                if byte &- 0x30 < 10 {
+                    sawDigit = true
+                } else if byte == 0x2E && sawDigit {
+                    sawDigit = false
+                } else {
+                    return false
+                }
             }
+            return sawDigit
         }
-        return sawDigit
     }
 
     public var arcs: [Int] { text.split(separator: ".").map { Int($0) ?? 0 } }
@@ -254,7 +275,7 @@ public struct OID: TextRepresentable, Comparable, ExpressibleByStringLiteral {
 public struct IMSI: TextRepresentable {
     public let text: String
     public init(text: String) throws(IdentifierError) {
-        guard text.utf8.count <= 15, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+        guard text.utf8.count <= 15, text.withUTF8Bytes(allDigits) else {
             throw .invalidIMSI(text)
         }
         self.text = text
@@ -265,7 +286,7 @@ public struct IMSI: TextRepresentable {
 public struct MSISDN: TextRepresentable {
     public let text: String
     public init(text: String) throws(IdentifierError) {
-        guard (3...15).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+        guard (3...15).contains(text.utf8.count), text.withUTF8Bytes(allDigits) else {
             throw .invalidMSISDN(text)
         }
         self.text = text
@@ -276,10 +297,27 @@ public struct MSISDN: TextRepresentable {
 public struct ThreeDigitVersion: TextRepresentable {
     public let text: String
     public init(text: String) throws(IdentifierError) {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } })
-        else { throw .invalidValue("ThreeDigitVersion", text) }
+        guard ThreeDigitVersion.isValid(text) else { throw .invalidValue("ThreeDigitVersion", text) }
         self.text = text
+    }
+
+    /// Three non-empty runs of ASCII digits separated by two dots.
+    static func isValid(_ text: String) -> Bool {
+        text.withUTF8Bytes { bytes in
+            var dots = 0
+            var digits = 0
+            for byte in bytes {
+                if byte &- 0x30 < 10 {
+                    digits += 1
+                } else if byte == 0x2E && digits > 0 && dots < 2 {
+                    dots += 1
+                    digits = 0
+                } else {
+                    return false
+                }
+            }
+            return dots == 2 && digits > 0
+        }
     }
 }
 
@@ -287,7 +325,10 @@ public struct ThreeDigitVersion: TextRepresentable {
 public struct String100: TextRepresentable, ExpressibleByStringLiteral {
     public let text: String
     public init(text: String) throws(IdentifierError) {
-        guard text.count <= 100 else { throw .invalidValue("String100", String(text.prefix(40)) + "…") }
+        // At most 100 bytes of UTF-8 are at most 100 characters; only longer text needs counting.
+        guard text.utf8.count <= 100 || text.count <= 100 else {
+            throw .invalidValue("String100", String(text.prefix(40)) + "…")
+        }
         self.text = text
     }
     public init(stringLiteral value: String) {
@@ -296,40 +337,99 @@ public struct String100: TextRepresentable, ExpressibleByStringLiteral {
     }
 }
 
+// MARK: - Byte access
+
+extension String {
+    /// Calls `body` with the string's UTF-8 bytes, in place for native strings.
+    @inline(__always)
+    func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = utf8.withContiguousStorageIfAvailable(body) {
+            return result
+        }
+        var copy = self
+        return copy.withUTF8(body)
+    }
+}
+
+/// Whether every byte is an ASCII decimal digit.
+@inline(__always)
+func allDigits(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    for byte in bytes where byte &- 0x30 >= 10 {
+        return false
+    }
+    return true
+}
+
 // MARK: - Hex
 
 /// Hexadecimal helpers (upper case out, either case in).
 public enum Hex {
-    private static let digits: [UInt8] = Array("0123456789ABCDEF".utf8)
+    private static let digits: StaticString = "0123456789ABCDEF"
 
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.underestimatedCount * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
+        if let array = bytes as? [UInt8] {
+            return withEncoded(array) { String(decoding: $0, as: UTF8.self) }
         }
-        return String(decoding: out, as: UTF8.self)
+        return withEncoded(Array(bytes)) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Calls `body` with the upper-case hex text of `bytes` as UTF-8 (in a temporary buffer: no `String` is made).
+    @inlinable
+    public static func withEncoded<R>(_ bytes: [UInt8], _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        let count = bytes.count * 2
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(count, 1)) { buffer in
+            encode(bytes, into: buffer.baseAddress!)
+            return body(UnsafeBufferPointer(start: buffer.baseAddress, count: count))
+        }
+    }
+
+    /// Writes the upper-case hex text of `bytes` (`2 * bytes.count` bytes of UTF-8) at `out`.
+    public static func encode(_ bytes: [UInt8], into out: UnsafeMutablePointer<UInt8>) {
+        digits.withUTF8Buffer { digits in
+            bytes.withUnsafeBufferPointer { bytes in
+                var index = 0
+                for byte in bytes {
+                    out[index] = digits[Int(byte >> 4)]
+                    out[index + 1] = digits[Int(byte & 0x0F)]
+                    index += 2
+                }
+            }
+        }
     }
 
     /// Decodes hex text; `nil` for an odd length or a non-hex character. Surrounding XML
     /// whitespace is not accepted here (the XML layer collapses it first).
     public static func decode(_ text: String) -> [UInt8]? {
-        let utf8 = text.utf8
-        guard utf8.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(utf8.count / 2)
-        var high: UInt8?
-        for char in utf8 {
-            guard let nibble = nibble(char) else { return nil }
-            if let h = high {
-                out.append(h << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
+        if let decoded = text.utf8.withContiguousStorageIfAvailable({ decode(utf8: $0) }) {
+            return decoded
         }
-        return out
+        return Array(text.utf8).withUnsafeBufferPointer { decode(utf8: $0) }
+    }
+
+    /// Decodes hex text given as UTF-8 bytes; `nil` for an odd length or a non-hex character.
+    public static func decode(utf8 text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        let count = text.count
+        guard count % 2 == 0 else { return nil }
+        var valid = true
+        let out = [UInt8](unsafeUninitializedCapacity: count / 2) { buffer, initialized in
+            var index = 0
+            while index < count / 2 {
+                guard let h = nibble(text[2 * index]), let l = nibble(text[2 * index + 1]) else {
+                    valid = false
+                    break
+                }
+                buffer[index] = h << 4 | l
+                index += 1
+            }
+            initialized = index
+        }
+        return valid ? out : nil
+    }
+
+    /// The upper-case hex digit for a value 0…15.
+    @inline(__always)
+    public static func upperDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? 0x30 + value : 0x37 + value
     }
 
     /// The value of one hexadecimal digit, or nil.

@@ -27,52 +27,95 @@ public struct Timestamp: TextRepresentable, Comparable {
     }
 
     public init(text: String) throws(IdentifierError) {
-        guard let value = Timestamp.parse(Array(text.utf8)) else { throw .invalidValue("dateTime", text) }
+        let parsed = text.utf8.withContiguousStorageIfAvailable { Timestamp.parse($0) }
+            ?? Array(text.utf8).withUnsafeBufferPointer { Timestamp.parse($0) }
+        guard let value = parsed else { throw .invalidValue("dateTime", text) }
+        self = value
+    }
+
+    /// Parses xs:dateTime text given as UTF-8 bytes; nil when it is not one (`init(text:)` says why).
+    public init?(utf8 text: UnsafeBufferPointer<UInt8>) {
+        guard let value = Timestamp.parse(text) else { return nil }
         self = value
     }
 
     public var text: String {
+        withUTF8Text { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Room that `write(utf8Into:)` needs: a sign, a 12-digit year (the most `seconds` can hold) and the rest of
+    /// `-MM-DDThh:mm:ss.nnnnnnnnnZ`, rounded up.
+    public static let maxUTF8TextLength = 48
+
+    /// Calls `body` with `text` as UTF-8, written into a temporary buffer (no `String` is made).
+    @inlinable
+    public func withUTF8Text<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Timestamp.maxUTF8TextLength) { buffer in
+            let count = write(utf8Into: buffer.baseAddress!)
+            return body(UnsafeBufferPointer(start: buffer.baseAddress, count: count))
+        }
+    }
+
+    /// Writes `text` as UTF-8 at `out`, which must have room for `maxUTF8TextLength` bytes; returns the length.
+    public func write(utf8Into out: UnsafeMutablePointer<UInt8>) -> Int {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)
         let (year, month, day) = Timestamp.civil(fromDays: days)
-        var out: [UInt8] = []
-        out.reserveCapacity(30)
-        if year < 0 { out.append(0x2D) }
-        Timestamp.append(Int(year.magnitude), width: 4, to: &out)
-        out.append(0x2D)
-        Timestamp.append(month, width: 2, to: &out)
-        out.append(0x2D)
-        Timestamp.append(day, width: 2, to: &out)
-        out.append(0x54)
-        Timestamp.append(secondOfDay / 3600, width: 2, to: &out)
-        out.append(0x3A)
-        Timestamp.append(secondOfDay / 60 % 60, width: 2, to: &out)
-        out.append(0x3A)
-        Timestamp.append(secondOfDay % 60, width: 2, to: &out)
+        let nanoseconds = Int(self.nanoseconds)
+        var n = 0
+        if year < 0 {
+            out[n] = 0x2D
+            n += 1
+        }
+        Timestamp.put(Int(year.magnitude), width: 4, into: out, at: &n)
+        out[n] = 0x2D
+        n += 1
+        Timestamp.put(month, width: 2, into: out, at: &n)
+        out[n] = 0x2D
+        n += 1
+        Timestamp.put(day, width: 2, into: out, at: &n)
+        out[n] = 0x54
+        n += 1
+        Timestamp.put(secondOfDay / 3600, width: 2, into: out, at: &n)
+        out[n] = 0x3A
+        n += 1
+        Timestamp.put(secondOfDay / 60 % 60, width: 2, into: out, at: &n)
+        out[n] = 0x3A
+        n += 1
+        Timestamp.put(secondOfDay % 60, width: 2, into: out, at: &n)
         if nanoseconds != 0 {
-            out.append(0x2E)
-            var fraction = Int(nanoseconds)
+            out[n] = 0x2E
+            n += 1
+            var fraction = nanoseconds
             var width = 9
             while fraction % 10 == 0 {
                 fraction /= 10
                 width -= 1
             }
-            Timestamp.append(fraction, width: width, to: &out)
+            Timestamp.put(fraction, width: width, into: out, at: &n)
         }
-        out.append(0x5A)
-        return String(decoding: out, as: UTF8.self)
+        out[n] = 0x5A
+        n += 1
+        return n
     }
 
-    /// Appends `value` in decimal, zero-padded to `width` digits.
-    static func append(_ value: Int, width: Int, to out: inout [UInt8]) {
-        var digits: [UInt8] = []
+    /// Writes `value` (non-negative) in decimal, zero-padded to `width` digits, at `out[n...]`.
+    private static func put(_ value: Int, width: Int, into out: UnsafeMutablePointer<UInt8>, at n: inout Int) {
+        var length = 1
+        var rest = value / 10
+        while rest > 0 {
+            length += 1
+            rest /= 10
+        }
+        let total = max(width, length)
         var v = value
-        repeat {
-            digits.append(UInt8(v % 10) + 0x30)
+        var index = n + total - 1
+        while index >= n {
+            out[index] = UInt8(truncatingIfNeeded: v % 10) + 0x30
             v /= 10
-        } while v > 0
-        for _ in digits.count..<max(width, digits.count) { out.append(0x30) }
-        out.append(contentsOf: digits.reversed())
+            index -= 1
+        }
+        n += total
     }
 
     /// Adds a number of seconds.
@@ -82,7 +125,7 @@ public struct Timestamp: TextRepresentable, Comparable {
 
     // MARK: Parsing
 
-    static func parse(_ b: [UInt8]) -> Timestamp? {
+    static func parse(_ b: UnsafeBufferPointer<UInt8>) -> Timestamp? {
         var i = 0
         func number(_ count: Int) -> Int? {
             guard i + count <= b.count else { return nil }

@@ -1,8 +1,9 @@
 /// The iterative, byte-level parser behind `XMLReader`.
 ///
-/// One instance parses one document held in a buffer that outlives it. Open elements live on an explicit stack
-/// (`openElements`/`frames`), so nesting never recurses. All methods are `mutating` or live on the small helper
-/// structs (`XMLInput`, `NamespaceScope`, `TextCollector`), so no call ever copies the parser's state.
+/// One instance parses one document held in a buffer that outlives it, and builds its `XMLTree`: elements are
+/// appended in document order to flat arrays, names and text stay byte ranges of the input. Nesting never
+/// recurses: the open elements form a chain through their own records (see `current`). All methods are `mutating` or live on the small
+/// helper structs (`XMLInput`, `NamespaceScope`), so no call ever copies the parser's state.
 struct XMLByteParser {
     private let input: XMLInput
     private let end: Int
@@ -11,43 +12,60 @@ struct XMLByteParser {
     /// Offset of the next unread byte.
     private var pos = 0
 
-    /// Lines are counted lazily, and monotonically, only when a start tag or an error needs one.
+    /// Lines are counted only when an error needs one.
     private var lineScanOffset = 0
     private var lineAtScanOffset = 1
 
-    /// Elements whose start tag has been read and whose end tag has not (innermost last)…
-    private var openElements: [XMLElement] = []
-    /// …and their parsing state, kept apart so an element can be moved out whole when it ends.
-    private var frames: [Frame] = []
+    // The tree being built (see `XMLTree`).
+    private var nodes: [XMLTree.Node] = []
+    private var childList: [Int32] = []
+    private var attributeNodes: [XMLTree.Attribute] = []
+    private var decoded: [UInt8] = []
     private var scope = NamespaceScope()
-    private var rawAttributes: [RawAttribute] = []
-    private var text = TextCollector()
-    /// Decoded value of the attribute being parsed.
+
+    /// The innermost element whose start tag has been read and whose end tag has not (-1 before the root and
+    /// after it ends). Until its end tag, an open element's record holds its parent's index in `subtreeEnd` and
+    /// the namespace scope mark to restore in `firstChild`; `childCount` counts its children so far.
+    private var current: Int32 = -1
+    /// Number of open elements.
+    private var depth = 0
+    /// Character data collected for the innermost open element.
+    private var text = TextState.empty
+    /// A reference was decoded in the collected text: it counts as content even if it decodes to whitespace.
+    private var textHasReference = false
+    /// The collected text is one run known to be whitespace (from `appendWhitespace`).
+    private var textIsWhitespace = false
+    /// Decoded value of the namespace declaration being parsed.
     private var valueBuffer: [UInt8] = []
     private var elementCount = 0
-    private var root: XMLElement?
 
-    init(input: UnsafeBufferPointer<UInt8>, limits: XMLLimits) {
+    init(input: UnsafeBufferPointer<UInt8>, limits: XMLLimits, knownNamespaces: [String] = []) {
         self.input = XMLInput(input)
+        scope.knownNamespaces = knownNamespaces
         self.end = input.count
         self.limits = limits
         self.classes = ASCII.byteClasses
-        frames.reserveCapacity(16)
-        openElements.reserveCapacity(16)
+        // About one element per 48 bytes in SOAP; the arrays grow as needed.
+        let estimate = min(max(input.count / 48, 8), 4096)
+        nodes.reserveCapacity(estimate)
+        childList.reserveCapacity(estimate)
     }
 
-    /// Parses the whole document and returns its root element.
-    mutating func parseDocument() throws(XMLError) -> XMLElement {
+    /// Parses the whole document and returns its tree.
+    mutating func parseDocument() throws(XMLError) -> XMLTree {
         try parseProlog()
         try parseStartTag()
-        while !frames.isEmpty {
+        while depth > 0 {
             try parseContent()
         }
         try parseEpilog()
-        guard let root else {
+        guard !nodes.isEmpty else {
             throw fail(.noRootElement, "no root element")
         }
-        return root
+        return XMLTree(
+            source: input.bytes, decoded: decoded, namespaces: scope.namespaces, nodes: nodes, childList: childList,
+            attributes: attributeNodes, positionsAreOffsets: true
+        )
     }
 }
 
@@ -64,18 +82,13 @@ extension XMLByteParser {
         var localStart: Int { colon >= 0 ? colon + 1 : start }
     }
 
-    /// Parsing state of an open element.
-    private struct Frame {
-        /// `scope.mark` before this element's declarations; restored at its end tag.
-        var scopeMark: Int
-        var qname: QName
-    }
-
-    /// An attribute read from a start tag, resolved once all the tag's declarations are known.
-    private struct RawAttribute {
-        var qname: QName
-        var value: String
-        var offset: Int
+    /// The character data collected so far for the innermost open element.
+    private enum TextState {
+        case empty
+        /// One run that needed no decoding: `input[start..<end]`.
+        case slice(start: Int, end: Int)
+        /// Decoded (or several runs): `decoded[start...]`.
+        case decoded(start: Int)
     }
 
     /// What a scan of a run of character data or an attribute value found.
@@ -86,6 +99,16 @@ extension XMLByteParser {
         var nonASCII = false
 
         var needsAttributeDecoding: Bool { reference || carriageReturn || tabOrLineFeed }
+    }
+
+    /// The qualified name of an element, from its record.
+    private func qname(of index: Int32) -> QName {
+        let node = nodes[Int(index)]
+        let localStart = Int(node.localName.start)
+        let end = localStart + Int(node.localName.count)
+        return node.prefix.isAbsent
+            ? QName(start: localStart, colon: -1, end: end)
+            : QName(start: Int(node.prefix.start), colon: localStart - 1, end: end)
     }
 
     private enum DecodeMode {
@@ -235,9 +258,23 @@ extension XMLByteParser {
     /// Reads one step of element content: a run of character data, then one piece of markup.
     private mutating func parseContent() throws(XMLError) {
         let runStart = pos
-        let flags = try scanCharacterData()
-        if pos > runStart {
-            try appendText(from: runStart, to: pos, flags: flags, cdata: false)
+        // Fast path for indentation: spaces, tabs and line feeds, then markup.
+        var index = pos
+        while index < end {
+            let byte = input[index]
+            guard byte == ASCII.space || byte == ASCII.lineFeed || byte == ASCII.tab else { break }
+            index &+= 1
+        }
+        if index < end && input[index] == ASCII.lessThan {
+            pos = index
+            if index > runStart {
+                try appendWhitespace(from: runStart, to: index)
+            }
+        } else {
+            let flags = try scanCharacterData()
+            if pos > runStart {
+                try appendText(from: runStart, to: pos, flags: flags, cdata: false)
+            }
         }
         guard pos + 1 < end else { throw truncated("element content") }
         switch input[pos + 1] {
@@ -378,26 +415,24 @@ extension XMLByteParser {
     /// delivers it complete.
     private mutating func parseStartTag() throws(XMLError) {
         let tagOffset = pos
-        guard frames.count < limits.maxDepth else {
+        guard depth < limits.maxDepth else {
             throw fail(.limitExceeded, "element nesting exceeds maxDepth (\(limits.maxDepth))")
         }
         elementCount += 1
         guard elementCount <= limits.maxElements else {
             throw fail(.limitExceeded, "number of elements exceeds maxElements (\(limits.maxElements))")
         }
-        if let top = frames.last {
-            if text.isSignificant(in: input) {
-                throw mixedContent(in: top.qname, at: pos)
+        if current >= 0 {
+            if isTextSignificant() {
+                throw mixedContent(in: qname(of: current), at: pos)
             }
-            text.reset()
+            resetText(keep: false)
         }
 
         pos += 1
         let qname = try scanQName()
         let scopeMark = scope.mark
-        if !rawAttributes.isEmpty {
-            rawAttributes.removeAll(keepingCapacity: true)
-        }
+        let firstAttribute = attributeNodes.count
         var attributeCount = 0
         var selfClosing = false
         while true {
@@ -430,62 +465,49 @@ extension XMLByteParser {
             try parseAttribute(scopeMark: scopeMark)
         }
 
-        let line = line(at: tagOffset)
-        let namespace: String
-        var prefix: String? = nil
+        let namespace: Int32
+        var prefix = XMLTree.Span.absent
         if qname.hasPrefix {
             if input.equals(qname.start, qname.colon, "xmlns") {
                 throw fail(.malformed, "element names cannot use the xmlns prefix", at: tagOffset)
             }
-            guard let binding = scope.lookup(prefixStart: qname.start, prefixEnd: qname.colon, in: input) else {
+            guard let bound = scope.lookup(prefixStart: qname.start, prefixEnd: qname.colon, in: input) else {
                 throw fail(.unboundPrefix, "unbound prefix '\(input.excerpt(qname.start, qname.colon))'", at: tagOffset)
             }
-            namespace = binding.uri
-            prefix = binding.prefix
+            namespace = bound
+            prefix = .source(qname.start, qname.colon)
         } else {
-            namespace = scope.lookup(prefixStart: qname.start, prefixEnd: qname.start, in: input)?.uri ?? ""
+            namespace = scope.lookup(prefixStart: qname.start, prefixEnd: qname.start, in: input) ?? 0
         }
-        let name = XMLName(namespace, input.string(qname.localStart, qname.end))
-        let attributes = rawAttributes.isEmpty ? [] : try resolveAttributes()
-
-        let element = Self.makeElement(name: name, prefix: prefix, attributes: attributes, line: line)
+        if attributeNodes.count > firstAttribute {
+            try resolveAttributes(from: firstAttribute)
+        }
+        let index = Int32(truncatingIfNeeded: nodes.count)
+        if current >= 0 {
+            nodes[Int(current)].childCount &+= 1
+        }
+        // An open element keeps its parent and scope mark in fields its end tag fills (see `current`).
+        nodes.append(
+            XMLTree.Node(
+                localName: .source(qname.localStart, qname.end), prefix: prefix, text: .empty, namespace: namespace,
+                firstChild: selfClosing ? Int32(truncatingIfNeeded: childList.count) : Int32(truncatingIfNeeded: scopeMark),
+                childCount: 0,
+                firstAttribute: Int32(truncatingIfNeeded: firstAttribute),
+                attributeCount: Int32(truncatingIfNeeded: attributeNodes.count - firstAttribute),
+                subtreeEnd: selfClosing ? index + 1 : current,
+                position: tagOffset
+            )
+        )
         if selfClosing {
             scope.pop(to: scopeMark)
-            if let parent = openElements.indices.last {
-                appendChild(element, to: parent)
-            } else {
-                root = element
-            }
         } else {
-            openElements.append(element)
-            frames.append(Frame(scopeMark: scopeMark, qname: qname))
+            current = index
+            depth += 1
         }
-    }
-
-    @inline(__always)
-    private mutating func appendChild(_ child: consuming XMLElement, to parent: Int) {
-        if openElements[parent].children.isEmpty {
-            // Skips the 1 → 2 → 4 regrowth that most SOAP elements with children would otherwise go through.
-            openElements[parent].children.reserveCapacity(4)
-        }
-        openElements[parent].children.append(child)
-    }
-
-    /// Builds a new element. Kept out of line on purpose: inlined at each call site, the optimiser emits an extra
-    /// copy and destroy of the whole element per site (measured); here it pays that cost once.
-    @inline(never)
-    private static func makeElement(
-        name: consuming XMLName,
-        prefix: consuming String?,
-        attributes: consuming [XMLAttribute],
-        line: Int
-    ) -> XMLElement {
-        XMLElement(name: name, prefix: prefix, attributes: attributes, line: line)
     }
 
     /// Reads `name="value"` at `pos`; namespace declarations are bound immediately, other attributes kept raw.
     private mutating func parseAttribute(scopeMark: Int) throws(XMLError) {
-        let offset = pos
         let qname = try scanQName()
         skipWhitespace()
         guard pos < end else { throw truncated("start tag") }
@@ -519,14 +541,25 @@ extension XMLByteParser {
                 valueStart: valueStart, valueEnd: valueEnd, flags: flags, scopeMark: scopeMark
             )
         } else {
-            let value: String
+            let value: XMLTree.Span
             if flags.needsAttributeDecoding {
-                try decodeAttributeValue(from: valueStart, to: valueEnd)
-                value = String(decoding: valueBuffer, as: UTF8.self)
+                let start = decoded.count
+                var buffer: [UInt8] = []
+                swap(&buffer, &decoded)
+                defer { swap(&buffer, &decoded) }
+                try decode(from: valueStart, to: valueEnd, into: &buffer, mode: .attribute)
+                value = .decoded(start, buffer.count)
             } else {
-                value = input.string(valueStart, valueEnd)
+                value = .source(valueStart, valueEnd)
             }
-            rawAttributes.append(RawAttribute(qname: qname, value: value, offset: offset))
+            // The namespace is resolved once the tag's declarations are all known: until then a prefixed
+            // attribute holds -(prefix length + 1) there.
+            attributeNodes.append(
+                XMLTree.Attribute(
+                    localName: .source(qname.localStart, qname.end), value: value,
+                    namespace: qname.hasPrefix ? Int32(truncatingIfNeeded: qname.start - qname.colon - 1) : 0
+                )
+            )
         }
     }
 
@@ -542,67 +575,85 @@ extension XMLByteParser {
             let shown = input.excerpt(prefixStart, prefixStart + prefixLength)
             throw fail(.duplicateAttribute, "namespace prefix '\(shown)' declared twice")
         }
-        let uri: String
+        let namespace: Int32
         if flags.needsAttributeDecoding {
-            try decodeAttributeValue(from: valueStart, to: valueEnd)
-            uri = valueBuffer.withUnsafeBufferPointer { scope.uri(for: $0) }
+            var buffer: [UInt8] = []
+            swap(&buffer, &valueBuffer)
+            defer { swap(&buffer, &valueBuffer) }
+            buffer.removeAll(keepingCapacity: true)
+            try decode(from: valueStart, to: valueEnd, into: &buffer, mode: .attribute)
+            namespace = buffer.withUnsafeBufferPointer { scope.intern($0) }
         } else {
-            uri = scope.uri(for: input.slice(valueStart, valueEnd))
+            namespace = scope.intern(input.slice(valueStart, valueEnd))
         }
-        let prefix = prefixLength == 0 ? "" : input.string(prefixStart, prefixStart + prefixLength)
+        let uri = scope.namespaces[Int(namespace)]
+        let isXMLPrefix = prefixLength == 3 && input.equals(prefixStart, prefixStart + 3, "xml")
         if prefixLength > 0 && uri.isEmpty {
-            throw fail(.malformed, "xmlns:\(prefix)=\"\" is not allowed in Namespaces 1.0")
+            throw fail(.malformed, "xmlns:\(input.excerpt(prefixStart, prefixStart + prefixLength))=\"\" is not allowed in Namespaces 1.0")
         }
-        switch prefix {
-        case "xmlns":
+        if prefixLength == 5 && input.equals(prefixStart, prefixStart + 5, "xmlns") {
             throw fail(.malformed, "the xmlns prefix cannot be declared")
-        case "xml":
-            guard uri == xmlNamespaceURI else {
+        } else if isXMLPrefix {
+            guard namespace == NamespaceScope.xmlNamespace else {
                 throw fail(.malformed, "the xml prefix cannot be bound to another namespace")
             }
-        default:
-            guard uri != xmlNamespaceURI && uri != xmlnsNamespaceURI else {
-                throw fail(.malformed, "reserved namespace '\(uri)' cannot be bound to '\(prefix)'")
-            }
+        } else if namespace == NamespaceScope.xmlNamespace || uri == xmlnsNamespaceURI {
+            let prefix = input.string(prefixStart, prefixStart + prefixLength)
+            throw fail(.malformed, "reserved namespace '\(uri)' cannot be bound to '\(prefix)'")
         }
-        scope.push(NamespaceScope.Binding(prefixStart: prefixStart, prefixLength: prefixLength, prefix: prefix, uri: uri))
+        scope.push(NamespaceScope.Binding(prefixStart: prefixStart, prefixLength: prefixLength, namespace: namespace))
     }
 
-    /// Resolves the raw attributes of the current start tag and rejects duplicate expanded names.
-    private mutating func resolveAttributes() throws(XMLError) -> [XMLAttribute] {
-        var result: [XMLAttribute] = []
-        result.reserveCapacity(rawAttributes.count)
-        for index in rawAttributes.indices {
-            let qname = rawAttributes[index].qname
-            var namespace = ""
-            if qname.hasPrefix {
-                guard let binding = scope.lookup(prefixStart: qname.start, prefixEnd: qname.colon, in: input) else {
+    /// Resolves the namespaces of the current start tag's attributes (`attributeNodes[first...]`) and rejects
+    /// duplicate expanded names.
+    private mutating func resolveAttributes(from first: Int) throws(XMLError) {
+        for index in first..<attributeNodes.count {
+            let localStart = Int(attributeNodes[index].localName.start)
+            let length = Int(attributeNodes[index].localName.count)
+            var namespace = attributeNodes[index].namespace
+            var start = localStart
+            if namespace < 0 {
+                let prefixLength = Int(-namespace) - 1
+                start = localStart - 1 - prefixLength
+                guard let bound = scope.lookup(prefixStart: start, prefixEnd: localStart - 1, in: input) else {
                     throw fail(
                         .unboundPrefix,
-                        "unbound prefix '\(input.excerpt(qname.start, qname.colon))' on an attribute",
-                        at: rawAttributes[index].offset
+                        "unbound prefix '\(input.excerpt(start, localStart - 1))' on an attribute",
+                        at: start
                     )
                 }
-                namespace = binding.uri
+                namespace = bound
+                attributeNodes[index].namespace = bound
             }
-            let name = XMLName(namespace, input.string(qname.localStart, qname.end))
-            for existing in result where existing.name == name {
-                let shown = Self.text(of: qname, in: input)
-                throw fail(.duplicateAttribute, "duplicate attribute '\(shown)'", at: rawAttributes[index].offset)
+            var other = first
+            while other < index {
+                let existing = attributeNodes[other]
+                if existing.namespace == namespace && Int(existing.localName.count) == length
+                    && input.bytesEqual(Int(existing.localName.start), localStart, count: length)
+                {
+                    let shown = input.excerpt(start, localStart + length)
+                    throw fail(.duplicateAttribute, "duplicate attribute '\(shown)'", at: start)
+                }
+                other += 1
             }
-            result.append(XMLAttribute(name: name, value: rawAttributes[index].value))
         }
-        return result
     }
 
     /// Reads an end tag at `pos` (`</`) and closes the innermost element.
     private mutating func parseEndTag() throws(XMLError) {
         let tagOffset = pos
         pos += 2
+        guard current >= 0 else {
+            throw fail(.malformed, "end tag without a start tag", at: tagOffset)
+        }
+        let index = Int(current)
+        let expected = qname(of: current)
         let qname: QName
-        if let expected = frames.last?.qname, let matched = matchName(expected) {
+        var matched = false
+        if let name = matchName(expected) {
             // Fast path: the name is the one of the open element (checked byte for byte), not a longer name.
-            qname = matched
+            qname = name
+            matched = true
         } else {
             qname = try scanQName()
         }
@@ -612,28 +663,40 @@ extension XMLByteParser {
             throw fail(.malformed, "expected '>' in an end tag")
         }
         pos += 1
-        guard let frame = frames.popLast(), let top = openElements.indices.last else {
-            throw fail(.malformed, "end tag without a start tag", at: tagOffset)
-        }
         let length = qname.end - qname.start
-        guard frame.qname.end - frame.qname.start == length, input.bytesEqual(frame.qname.start, qname.start, count: length)
+        guard matched
+            || (expected.end - expected.start == length
+                && input.bytesEqual(expected.start, qname.start, count: length))
         else {
             throw fail(
                 .mismatchedEndTag,
-                "expected </\(Self.text(of: frame.qname, in: input))> but found </\(Self.text(of: qname, in: input))>",
+                "expected </\(Self.text(of: expected, in: input))> but found </\(Self.text(of: qname, in: input))>",
                 at: tagOffset
             )
         }
-        if openElements[top].children.isEmpty {
-            openElements[top].text = text.string(in: input)
-        }
-        text.reset()
-        scope.pop(to: frame.scopeMark)
-        if top == 0 {
-            root = openElements.removeLast()
+        let parent = nodes[index].subtreeEnd
+        let scopeMark = Int(nodes[index].firstChild)
+        nodes[index].firstChild = Int32(truncatingIfNeeded: childList.count)
+        if nodes[index].childCount == 0 {
+            switch text {
+            case .empty: break
+            case .slice(let start, let stop): nodes[index].text = .source(start, stop)
+            case .decoded(let start): nodes[index].text = .decoded(start, decoded.count)
+            }
         } else {
-            appendChild(openElements.removeLast(), to: top - 1)
+            // The children, all closed: the first follows this element, each next one ends the one before.
+            let count = nodes.count
+            var child = index + 1
+            while child < count {
+                childList.append(Int32(truncatingIfNeeded: child))
+                child = Int(nodes[child].subtreeEnd)
+            }
         }
+        nodes[index].subtreeEnd = Int32(truncatingIfNeeded: nodes.count)
+        resetText(keep: true)
+        scope.pop(to: scopeMark)
+        current = parent
+        depth -= 1
     }
 
     /// Consumes the bytes of `expected` at `pos` when they are there and not followed by more name bytes.
@@ -661,7 +724,7 @@ extension XMLByteParser {
         var seen = input[pos]
         while index < scanEnd {
             let byte = input[index]
-            if classes[Int(byte)].contains(.name) {
+            if ASCII.isNameByteFast(byte) {
                 seen |= byte
                 index &+= 1
                 continue
@@ -696,18 +759,35 @@ extension XMLByteParser {
     private mutating func scanCharacterData() throws(XMLError) -> RunFlags {
         var flags = RunFlags()
         var seen: UInt8 = 0
+        var seenWords: UInt64 = 0
         var index = pos
         while index < end {
-            let byte = input[index]
-            guard classes[Int(byte)].contains(.textSpecial) else {
-                seen |= byte
-                index &+= 1
-                continue
+            let byte: UInt8
+            if end - index >= 8 {
+                // Eight bytes at a time: skip to the first byte that ends the fast path, if any.
+                let word = input.word(at: index)
+                let special = SWAR.textSpecial(word)
+                if special == 0 {
+                    seenWords |= word
+                    index &+= 8
+                    continue
+                }
+                let skip = special.trailingZeroBitCount >> 3
+                seenWords |= word & ((1 << UInt64(skip << 3)) &- 1)
+                index &+= skip
+                byte = input[index]
+            } else {
+                byte = input[index]
+                guard classes[Int(byte)].contains(.textSpecial) else {
+                    seen |= byte
+                    index &+= 1
+                    continue
+                }
             }
             switch byte {
             case ASCII.lessThan:
                 pos = index
-                flags.nonASCII = seen >= 0x80
+                flags.nonASCII = seen >= 0x80 || seenWords & SWAR.highBits != 0
                 return flags
             case ASCII.carriageReturn:
                 flags.carriageReturn = true
@@ -730,14 +810,30 @@ extension XMLByteParser {
     private mutating func scanAttributeValue(quote: UInt8) throws(XMLError) -> RunFlags {
         var flags = RunFlags()
         var seen: UInt8 = 0
+        var seenWords: UInt64 = 0
         let start = pos
         var index = pos
         while index < end {
-            let byte = input[index]
-            guard classes[Int(byte)].contains(.attributeSpecial) else {
-                seen |= byte
-                index &+= 1
-                continue
+            let byte: UInt8
+            if end - index >= 8 {
+                let word = input.word(at: index)
+                let special = SWAR.attributeSpecial(word)
+                if special == 0 {
+                    seenWords |= word
+                    index &+= 8
+                    continue
+                }
+                let skip = special.trailingZeroBitCount >> 3
+                seenWords |= word & ((1 << UInt64(skip << 3)) &- 1)
+                index &+= skip
+                byte = input[index]
+            } else {
+                byte = input[index]
+                guard classes[Int(byte)].contains(.attributeSpecial) else {
+                    seen |= byte
+                    index &+= 1
+                    continue
+                }
             }
             switch byte {
             case quote:
@@ -745,7 +841,7 @@ extension XMLByteParser {
                     throw fail(.limitExceeded, "attribute value longer than maxTextBytes (\(limits.maxTextBytes))", at: start)
                 }
                 pos = index
-                flags.nonASCII = seen >= 0x80
+                flags.nonASCII = seen >= 0x80 || seenWords & SWAR.highBits != 0
                 return flags
             case ASCII.doubleQuote, ASCII.singleQuote:
                 break
@@ -771,43 +867,92 @@ extension XMLByteParser {
         if flags.nonASCII, let bad = input.firstInvalidUTF8(from: start, to: stop) {
             throw fail(.invalidCharacter, "invalid UTF-8 in character data", at: bad)
         }
-        guard let top = openElements.indices.last else { return }
-        guard openElements[top].children.isEmpty else {
+        guard current >= 0 else { return }
+        guard nodes[Int(current)].childCount == 0 else {
             // Between child elements only whitespace may appear; it is dropped.
             if flags.reference || !input.isWhitespace(start, stop) {
-                throw mixedContent(in: frames[top].qname, at: start)
+                throw mixedContent(in: qname(of: current), at: start)
             }
             return
         }
         let needsDecoding = flags.carriageReturn || (flags.reference && !cdata)
-        if !needsDecoding && text.isEmpty {
-            guard stop - start <= limits.maxTextBytes else {
-                throw textLimitExceeded(at: start)
+        textIsWhitespace = false
+        let textStart: Int
+        switch text {
+        case .empty:
+            if !needsDecoding {
+                guard stop - start <= limits.maxTextBytes else {
+                    throw textLimitExceeded(at: start)
+                }
+                text = .slice(start: start, end: stop)
+                return
             }
-            text.setSlice(start, stop)
-            return
+            textStart = decoded.count
+        case .slice(let sliceStart, let sliceEnd):
+            // A second run (after a comment or CDATA section): continue in the decoded buffer.
+            textStart = decoded.count
+            decoded.append(contentsOf: input.slice(sliceStart, sliceEnd))
+        case .decoded(let start):
+            textStart = start
         }
+        text = .decoded(start: textStart)
         if flags.reference && !cdata {
-            text.hasReference = true
+            textHasReference = true
         }
-        var buffer = text.takeBuffer(from: input)
-        defer { text.restoreBuffer(buffer) }
         if needsDecoding {
+            var buffer: [UInt8] = []
+            swap(&buffer, &decoded)
+            defer { swap(&buffer, &decoded) }
             try decode(from: start, to: stop, into: &buffer, mode: cdata ? .cdata : .text)
         } else {
-            buffer.append(contentsOf: input.slice(start, stop))
+            decoded.append(contentsOf: input.slice(start, stop))
         }
-        guard buffer.count <= limits.maxTextBytes else {
+        guard decoded.count - textStart <= limits.maxTextBytes else {
             throw textLimitExceeded(at: start)
         }
     }
 
-    private mutating func decodeAttributeValue(from start: Int, to stop: Int) throws(XMLError) {
-        var buffer: [UInt8] = []
-        swap(&buffer, &valueBuffer)
-        defer { swap(&buffer, &valueBuffer) }
-        buffer.removeAll(keepingCapacity: true)
-        try decode(from: start, to: stop, into: &buffer, mode: .attribute)
+    /// `appendText` for a run known to hold only spaces, tabs and line feeds.
+    private mutating func appendWhitespace(from start: Int, to stop: Int) throws(XMLError) {
+        guard current >= 0 else { return }
+        // Between child elements it is dropped; the first run of an element is kept as a slice, known blank.
+        guard nodes[Int(current)].childCount == 0 else { return }
+        guard case .empty = text else {
+            return try appendText(from: start, to: stop, flags: RunFlags(), cdata: false)
+        }
+        guard stop - start <= limits.maxTextBytes else {
+            throw textLimitExceeded(at: start)
+        }
+        text = .slice(start: start, end: stop)
+        textIsWhitespace = true
+    }
+
+    /// Whether the collected text is more than whitespace.
+    private func isTextSignificant() -> Bool {
+        if textHasReference {
+            return true
+        }
+        if textIsWhitespace {
+            return false
+        }
+        switch text {
+        case .empty:
+            return false
+        case .slice(let start, let stop):
+            return !input.isWhitespace(start, stop)
+        case .decoded(let start):
+            return !decoded[start...].allSatisfy(ASCII.isWhitespace)
+        }
+    }
+
+    /// Forgets the collected text; unless `keep`, drops its decoded bytes too (they are no element's text).
+    private mutating func resetText(keep: Bool) {
+        if !keep, case .decoded(let start) = text {
+            decoded.removeSubrange(start...)
+        }
+        text = .empty
+        textHasReference = false
+        textIsWhitespace = false
     }
 
     /// Decodes references (except in CDATA) and normalises line ends (and, in attributes, whitespace).
@@ -815,6 +960,21 @@ extension XMLByteParser {
         var index = start
         var chunk = start
         while index < stop {
+            if stop - index >= 8 {
+                // Skip eight bytes at a time to the next byte this mode changes.
+                let word = input.word(at: index)
+                let special: UInt64
+                switch mode {
+                case .text: special = SWAR.equal(word, ASCII.ampersand) | SWAR.equal(word, ASCII.carriageReturn)
+                case .cdata: special = SWAR.equal(word, ASCII.carriageReturn)
+                case .attribute: special = SWAR.equal(word, ASCII.ampersand) | SWAR.lessThanSpace(word)
+                }
+                if special == 0 {
+                    index &+= 8
+                    continue
+                }
+                index &+= special.trailingZeroBitCount >> 3
+            }
             let byte = input[index]
             if byte == ASCII.ampersand && mode != .cdata {
                 out.append(contentsOf: input.slice(chunk, index))
@@ -931,52 +1091,10 @@ extension XMLByteParser {
             lineScanOffset = 0
             lineAtScanOffset = 1
         }
-        var index = lineScanOffset
-        var line = lineAtScanOffset
-        if let base = input.bytes.baseAddress {
-            // Eight bytes at a time: count line feeds, plus carriage returns not followed by a line feed.
-            let raw = UnsafeRawPointer(base)
-            while target - index >= 8 {
-                let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                let lineFeeds = Self.zeroBytes(word ^ 0x0A0A_0A0A_0A0A_0A0A)
-                var carriageReturns = Self.zeroBytes(word ^ 0x0D0D_0D0D_0D0D_0D0D)
-                if carriageReturns != 0 {
-                    // Little-endian: the byte after byte i is byte i + 1, eight bits higher.
-                    var followedByLineFeed = lineFeeds >> 8
-                    if index + 8 < end && input[index + 8] == ASCII.lineFeed {
-                        followedByLineFeed |= 0x80 << 56
-                    }
-                    carriageReturns &= ~followedByLineFeed
-                }
-                line &+= Self.countMarkedBytes(lineFeeds) &+ Self.countMarkedBytes(carriageReturns)
-                index &+= 8
-            }
-        }
-        while index < target {
-            let byte = input[index]
-            if byte == ASCII.lineFeed {
-                line &+= 1
-            } else if byte == ASCII.carriageReturn && (index + 1 >= end || input[index + 1] != ASCII.lineFeed) {
-                line &+= 1
-            }
-            index &+= 1
-        }
+        let line = lineNumber(in: input.bytes, at: target, from: lineScanOffset, line: lineAtScanOffset)
         lineScanOffset = target
         lineAtScanOffset = line
         return line
-    }
-
-    /// High bit set in exactly the bytes of `word` that are zero.
-    @inline(__always)
-    private static func zeroBytes(_ word: UInt64) -> UInt64 {
-        let low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
-        return ~(((word & low) &+ low) | word | low)
-    }
-
-    /// Number of bytes whose high bit is set in a `zeroBytes` result (the multiply sums them into the top byte).
-    @inline(__always)
-    private static func countMarkedBytes(_ marks: UInt64) -> Int {
-        Int(truncatingIfNeeded: ((marks >> 7) &* 0x0101_0101_0101_0101) >> 56)
     }
 
     private mutating func fail(_ code: XMLError.Code, _ detail: String, at offset: Int? = nil) -> XMLError {

@@ -42,6 +42,14 @@ enum ASCII {
         isNameStart(byte) || byte &- zero < 10 || byte == hyphen || byte == period
     }
 
+    /// `isNameByte` without a table: one bit per byte value below 0x80; every byte from 0x80 continues a name.
+    @inline(__always)
+    static func isNameByteFast(_ byte: UInt8) -> Bool {
+        if byte >= 0x80 { return true }
+        let mask: UInt64 = byte < 64 ? 0x03FF_6000_0000_0000 : 0x07FF_FFFE_87FF_FFFE
+        return (mask >> UInt64(byte & 63)) & 1 != 0
+    }
+
     /// Per-byte classes for the scanning loops: one table load replaces a chain of comparisons.
     struct ByteClass: OptionSet {
         let rawValue: UInt8
@@ -168,5 +176,40 @@ extension Array where Element == UInt8 {
             append(UInt8(truncatingIfNeeded: 0x80 | ((scalar >> 6) & 0x3F)))
             append(UInt8(truncatingIfNeeded: 0x80 | (scalar & 0x3F)))
         }
+    }
+}
+
+/// Eight bytes at a time ("SIMD within a register"): each test sets the high bit of exactly the bytes that match.
+enum SWAR {
+    // Computed constants: stored statics would be read through a lazy initialiser check.
+    @inline(__always) static var highBits: UInt64 { 0x8080_8080_8080_8080 }
+    @inline(__always) private static var lowBits: UInt64 { 0x7F7F_7F7F_7F7F_7F7F }
+    @inline(__always) private static var ones: UInt64 { 0x0101_0101_0101_0101 }
+
+    /// High bit set in the bytes of `word` equal to `byte`.
+    @inline(__always)
+    static func equal(_ word: UInt64, _ byte: UInt8) -> UInt64 {
+        let x = word ^ (ones &* UInt64(byte))
+        return ~(((x & lowBits) &+ lowBits) | x | lowBits)
+    }
+
+    /// `ByteClass.textSpecial` for eight bytes: `<`, `&`, `]`, CR and the controls other than TAB and LF.
+    @inline(__always)
+    static func textSpecial(_ word: UInt64) -> UInt64 {
+        (lessThanSpace(word) & ~(equal(word, ASCII.tab) | equal(word, ASCII.lineFeed)))
+            | equal(word, ASCII.lessThan) | equal(word, ASCII.ampersand) | equal(word, ASCII.rightBracket)
+    }
+
+    /// `ByteClass.attributeSpecial` for eight bytes: `<`, `&`, both quotes and all controls.
+    @inline(__always)
+    static func attributeSpecial(_ word: UInt64) -> UInt64 {
+        lessThanSpace(word) | equal(word, ASCII.lessThan) | equal(word, ASCII.ampersand)
+            | equal(word, ASCII.doubleQuote) | equal(word, ASCII.singleQuote)
+    }
+
+    /// High bit set in the bytes of `word` below 0x20 (C0 controls, including TAB, LF and CR).
+    @inline(__always)
+    static func lessThanSpace(_ word: UInt64) -> UInt64 {
+        ~(((word & lowBits) &+ 0x6060_6060_6060_6060) | word) & highBits
     }
 }

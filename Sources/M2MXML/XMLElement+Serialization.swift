@@ -1,166 +1,272 @@
 extension XMLElement {
-    /// Re-serialises this subtree with `XMLWriter`, declaring on the root the namespaces it uses with the given
-    /// preferred prefixes (keyed by namespace URI; fallback `ns0`, `ns1`…). Used to extract a SOAP body element as a
-    /// standalone document.
+    /// Re-serialises this subtree in `XMLWriter`'s format, declaring on the root the namespaces it uses with the
+    /// given preferred prefixes (keyed by namespace URI; fallback `ns0`, `ns1`…). Used to extract a SOAP body element
+    /// as a standalone document.
     ///
     /// A preferred prefix of `""` makes that namespace the default namespace for elements (attributes in it still
     /// get a generated prefix). Declarations are written in order of first use, so output is deterministic.
     /// The original `prefix` of each element is ignored, and `text` is written only for elements without children.
     public func serialized(preferredPrefixes: [String: String] = [:], declaration: Bool = true, indent: Int = 2) -> [UInt8] {
-        let plan = NamespacePlan(root: self, preferredPrefixes: preferredPrefixes)
-        var writer = XMLWriter(declaration: declaration, indent: indent)
+        let serializer = TreeSerializer(tree: tree, root: index, preferredPrefixes: preferredPrefixes, indent: indent)
+        return serializer.run(declaration: declaration)
+    }
+}
 
-        struct Cursor {
-            var element: XMLElement
-            var nextChild: Int
-            var defaultNamespace: String
+/// Writes a subtree of an `XMLTree` straight from its bytes (the same output `XMLWriter` gives for the same
+/// calls). The tree stores elements in document order, so the subtree is the contiguous range
+/// `root ..< nodes[root].subtreeEnd` and is written in one forward pass over its arrays, pinned once.
+private struct TreeSerializer {
+    let tree: XMLTree
+    let root: Int
+    let indent: Int
+    let plan: NamespacePlan
+
+    init(tree: XMLTree, root: Int, preferredPrefixes: [String: String], indent: Int) {
+        self.tree = tree
+        self.root = root
+        self.indent = min(max(0, indent), 16)
+        self.plan = NamespacePlan(tree: tree, root: root, preferredPrefixes: preferredPrefixes)
+    }
+
+    func run(declaration: Bool) -> [UInt8] {
+        // The parsed document is a good estimate of the output size.
+        let sink = ByteSink(capacity: tree.positionsAreOffsets ? tree.sourceCount + 256 : 512)
+        if declaration {
+            sink.append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
+        }
+        var pass = Pass(tree: tree, namespaces: tree.namespaces, plan: plan, indent: indent, sink: sink)
+        pass.write(root: root)
+        if indent > 0 {
+            sink.append(ASCII.lineFeed)
+        }
+        return sink.bytes
+    }
+
+    private struct Pass {
+        let tree: XMLTree
+        let namespaces: [String]
+        let plan: NamespacePlan
+        let indent: Int
+        let sink: ByteSink
+
+        var nodes: UnsafePointer<XMLTree.Node> { tree.nodes }
+        var attributes: UnsafePointer<XMLTree.Attribute> { tree.attributes }
+
+        @inline(__always)
+        func bytes(_ span: XMLTree.Span) -> UnsafeBufferPointer<UInt8> {
+            tree.bytes(span)
         }
 
-        /// Writes the start tag (and, for leaves, the whole element); returns the default namespace in effect inside.
-        func open(_ element: XMLElement, inheritedDefault: String, isRoot: Bool) -> String {
-            var defaultNamespace = inheritedDefault
-            var declaration: String? = nil
-            let namespace = element.name.namespace
-            var prefix = ""
-            if namespace.isEmpty {
-                if !defaultNamespace.isEmpty {
-                    declaration = ""
-                    defaultNamespace = ""
+        mutating func write(root: Int) {
+            let end = Int(nodes[root].subtreeEnd)
+            // Open elements with children: (index, default namespace inside).
+            var open: [(index: Int, defaultNamespace: Int32)] = []
+            open.reserveCapacity(16)
+            var index = root
+            while index < end {
+                while let last = open.last, index >= Int(nodes[last.index].subtreeEnd) {
+                    open.removeLast()
+                    newline(depth: open.count)
+                    writeEndTag(nodes[last.index])
                 }
-            } else if namespace == xmlNamespaceURI {
-                prefix = "xml"
-            } else if let elementPrefix = plan.elementPrefix(for: namespace), !elementPrefix.isEmpty {
-                prefix = elementPrefix
-            } else if defaultNamespace != namespace {
-                declaration = namespace
-                defaultNamespace = namespace
+                let node = nodes[index]
+                if let parent = open.last {
+                    // The first child (in document order, right after its parent) closes the parent's start tag.
+                    if index == parent.index + 1 {
+                        sink.append(ASCII.greaterThan)
+                    }
+                    newline(depth: open.count)
+                }
+                let inside = writeStartTag(node, inheritedDefault: open.last?.defaultNamespace ?? 0, isRoot: index == root)
+                if node.childCount == 0 {
+                    if node.text.count > 0 {
+                        sink.append(ASCII.greaterThan)
+                        sink.appendEscaped(bytes(node.text), attribute: false)
+                        writeEndTag(node)
+                    } else {
+                        sink.append(ASCII.slash, ASCII.greaterThan)
+                    }
+                } else {
+                    open.append((index, inside))
+                }
+                index += 1
             }
-            writer.startElement(prefix: prefix, localName: element.name.localName)
-            if let declaration {
-                writer.attribute(prefix: "", localName: "xmlns", value: declaration)
+            while let last = open.popLast() {
+                newline(depth: open.count)
+                writeEndTag(nodes[last.index])
+            }
+        }
+
+        /// Writes `<prefix:name` and its declarations and attributes (without the closing `>`); returns the
+        /// default namespace in effect inside the element.
+        private func writeStartTag(_ node: XMLTree.Node, inheritedDefault: Int32, isRoot: Bool) -> Int32 {
+            var defaultNamespace = inheritedDefault
+            var declaration: Int32 = -1
+            let namespace = node.namespace
+            sink.append(ASCII.lessThan)
+            if namespace == 0 {
+                if defaultNamespace != 0 {
+                    declaration = 0
+                    defaultNamespace = 0
+                }
+            } else {
+                let entry = plan.entries[Int(namespace)]
+                if entry.isXML {
+                    sink.append("xml:")
+                } else if let prefix = entry.elementPrefix, !prefix.isEmpty {
+                    sink.append(prefix)
+                    sink.append(ASCII.colon)
+                } else if defaultNamespace != namespace {
+                    declaration = namespace
+                    defaultNamespace = namespace
+                }
+            }
+            sink.append(bytes(node.localName))
+            if declaration >= 0 {
+                sink.append(" xmlns=\"")
+                appendEscaped(namespaces[Int(declaration)])
+                sink.append(ASCII.doubleQuote)
             }
             if isRoot {
-                for (declaredPrefix, uri) in plan.declarations {
-                    writer.attribute(prefix: "xmlns", localName: declaredPrefix, value: uri)
+                for (prefix, uri) in plan.declarations {
+                    sink.append(" xmlns:")
+                    sink.append(prefix)
+                    sink.append(ASCII.equals, ASCII.doubleQuote)
+                    appendEscaped(uri)
+                    sink.append(ASCII.doubleQuote)
                 }
             }
-            for attribute in element.attributes {
-                writer.attribute(
-                    prefix: plan.attributePrefix(for: attribute.name.namespace),
-                    localName: attribute.name.localName,
-                    value: attribute.value
-                )
-            }
-            if element.children.isEmpty {
-                writer.text(element.text)
-                writer.endElement()
+            var offset = Int(node.firstAttribute)
+            let last = offset + Int(node.attributeCount)
+            while offset < last {
+                let attribute = attributes[offset]
+                sink.append(ASCII.space)
+                if attribute.namespace != 0 {
+                    let prefix = plan.attributePrefix(attribute.namespace)
+                    if !prefix.isEmpty {
+                        sink.append(prefix)
+                        sink.append(ASCII.colon)
+                    }
+                }
+                sink.append(bytes(attribute.localName))
+                sink.append(ASCII.equals, ASCII.doubleQuote)
+                sink.appendEscaped(bytes(attribute.value), attribute: true)
+                sink.append(ASCII.doubleQuote)
+                offset += 1
             }
             return defaultNamespace
         }
 
-        let rootDefault = open(self, inheritedDefault: "", isRoot: true)
-        guard !children.isEmpty else { return writer.bytes }
-        var stack = [Cursor(element: self, nextChild: 0, defaultNamespace: rootDefault)]
-        while let top = stack.indices.last {
-            let index = stack[top].nextChild
-            guard index < stack[top].element.children.count else {
-                writer.endElement()
-                stack.removeLast()
-                continue
+        private func writeEndTag(_ node: XMLTree.Node) {
+            sink.append(ASCII.lessThan, ASCII.slash)
+            let namespace = Int(node.namespace)
+            if namespace != 0 {
+                let entry = plan.entries[namespace]
+                if entry.isXML {
+                    sink.append("xml:")
+                } else if let prefix = entry.elementPrefix, !prefix.isEmpty {
+                    sink.append(prefix)
+                    sink.append(ASCII.colon)
+                }
             }
-            stack[top].nextChild = index + 1
-            let child = stack[top].element.children[index]
-            let childDefault = open(child, inheritedDefault: stack[top].defaultNamespace, isRoot: false)
-            if !child.children.isEmpty {
-                stack.append(Cursor(element: child, nextChild: 0, defaultNamespace: childDefault))
-            }
+            sink.append(bytes(node.localName))
+            sink.append(ASCII.greaterThan)
         }
-        return writer.bytes
+
+        @inline(__always)
+        private func newline(depth: Int) {
+            guard indent > 0 else { return }
+            sink.append(ASCII.lineFeed)
+            sink.appendSpaces(depth * indent)
+        }
+
+        private func appendEscaped(_ string: String) {
+            string.withUTF8Bytes { sink.appendEscaped($0, attribute: true) }
+        }
     }
 }
 
-/// The prefixes chosen for serialising one subtree.
+/// The prefixes chosen for serialising one subtree, per namespace index of its tree.
 private struct NamespacePlan {
-    private struct Entry {
-        var uri: String
-        var usedByElements = false
-        var usedByAttributes = false
-        /// Prefix for element names (`""` = default namespace); nil until assigned.
+    struct Entry {
+        /// Prefix for element names (`""` = default namespace); nil when unused or not assigned.
         var elementPrefix: String?
         /// Non-empty prefix declared on the root, if any.
         var declaredPrefix: String?
+        /// The `xml` namespace: always written with the `xml` prefix, never declared.
+        var isXML = false
+        var seen = false
+        var usedByElements = false
+        var usedByAttributes = false
     }
 
-    /// Namespaces in order of first use.
-    private var entries: [Entry] = []
-    private var indexByURI: [String: Int] = [:]
+    /// One entry per namespace of the tree.
+    var entries: [Entry]
     /// `(prefix, uri)` for the `xmlns:prefix` declarations on the root, in order of first use.
-    private(set) var declarations: [(String, String)] = []
+    var declarations: [(String, String)] = []
 
-    init(root: XMLElement, preferredPrefixes: [String: String]) {
-        // Collect namespaces in document order (iteratively: subtrees may be deep). Consecutive names mostly
-        // share a namespace, so the last one is checked before hashing.
-        var lastURI: String? = nil
-        var lastIndex = 0
-        func note(_ namespace: String, attribute: Bool) {
-            guard !namespace.isEmpty, namespace != xmlNamespaceURI else { return }
-            let index: Int
-            if namespace == lastURI {
-                index = lastIndex
-            } else if let known = entryIndex(for: namespace) {
-                index = known
-            } else {
-                index = entries.count
-                entries.append(Entry(uri: namespace))
-                indexByURI[namespace] = index
-            }
-            if attribute {
-                entries[index].usedByAttributes = true
-            } else {
-                entries[index].usedByElements = true
-            }
-            lastURI = namespace
-            lastIndex = index
+    init(tree: XMLTree, root: Int, preferredPrefixes: [String: String]) {
+        entries = Array(repeating: Entry(), count: tree.namespaces.count)
+        for index in 1..<max(tree.namespaces.count, 1) where tree.namespaces[index] == xmlNamespaceURI {
+            entries[index].isXML = true
         }
-        func noteNames(of element: XMLElement) {
-            note(element.name.namespace, attribute: false)
-            for attribute in element.attributes {
-                note(attribute.name.namespace, attribute: true)
-            }
-        }
-        noteNames(of: root)
-        var pending: [(children: [XMLElement], next: Int)] = [(root.children, 0)]
-        while let top = pending.indices.last {
-            let index = pending[top].next
-            guard index < pending[top].children.count else {
-                pending.removeLast()
-                continue
-            }
-            pending[top].next = index + 1
-            noteNames(of: pending[top].children[index])
-            if !pending[top].children[index].children.isEmpty {
-                pending.append((pending[top].children[index].children, 0))
+        entries[0].seen = true
+
+        // Namespaces in order of first use (elements in document order, each followed by its attributes).
+        var order: [Int] = []
+        let end = Int(tree.nodes[root].subtreeEnd)
+        var lastElementNamespace: Int32 = -1
+        let nodes = tree.nodes
+        let attributes = tree.attributes
+        do {
+            do {
+                for index in root..<end {
+                    let node = nodes[index]
+                    let namespace = Int(node.namespace)
+                    if node.namespace != lastElementNamespace {
+                        lastElementNamespace = node.namespace
+                        if !entries[namespace].isXML {
+                            if !entries[namespace].seen {
+                                entries[namespace].seen = true
+                                order.append(namespace)
+                            }
+                            entries[namespace].usedByElements = true
+                        }
+                    }
+                    var offset = Int(node.firstAttribute)
+                    let last = offset + Int(node.attributeCount)
+                    while offset < last {
+                        let namespace = Int(attributes[offset].namespace)
+                        offset += 1
+                        guard namespace != 0, !entries[namespace].isXML else { continue }
+                        if !entries[namespace].seen {
+                            entries[namespace].seen = true
+                            order.append(namespace)
+                        }
+                        entries[namespace].usedByAttributes = true
+                    }
+                }
             }
         }
 
         // Preferred prefixes first, so generated ones can avoid them.
-        var taken: Set<String> = []
+        var taken: [String] = []
         var hasDefault = false
-        for index in entries.indices {
-            guard let preferred = preferredPrefixes[entries[index].uri] else { continue }
+        for namespace in order {
+            guard let preferred = preferredPrefixes[tree.namespaces[namespace]] else { continue }
             if preferred.isEmpty {
-                if !hasDefault && entries[index].usedByElements {
+                if !hasDefault && entries[namespace].usedByElements {
                     hasDefault = true
-                    entries[index].elementPrefix = ""
+                    entries[namespace].elementPrefix = ""
                 }
             } else if ASCII.isNCName(preferred), preferred != "xml", preferred != "xmlns", !taken.contains(preferred) {
-                taken.insert(preferred)
-                entries[index].declaredPrefix = preferred
+                taken.append(preferred)
+                entries[namespace].declaredPrefix = preferred
             }
         }
         var counter = 0
-        for index in entries.indices where entries[index].declaredPrefix == nil {
-            let needsPrefix = entries[index].usedByAttributes || entries[index].elementPrefix == nil
+        for namespace in order where entries[namespace].declaredPrefix == nil {
+            let needsPrefix = entries[namespace].usedByAttributes || entries[namespace].elementPrefix == nil
             guard needsPrefix else { continue }
             var candidate = "ns\(counter)"
             while taken.contains(candidate) {
@@ -168,44 +274,27 @@ private struct NamespacePlan {
                 candidate = "ns\(counter)"
             }
             counter += 1
-            taken.insert(candidate)
-            entries[index].declaredPrefix = candidate
+            taken.append(candidate)
+            entries[namespace].declaredPrefix = candidate
         }
-        for index in entries.indices {
-            guard let prefix = entries[index].declaredPrefix else { continue }
-            if entries[index].elementPrefix == nil {
-                entries[index].elementPrefix = prefix
+        for namespace in order {
+            guard let prefix = entries[namespace].declaredPrefix else { continue }
+            if entries[namespace].elementPrefix == nil {
+                entries[namespace].elementPrefix = prefix
             }
-            declarations.append((prefix, entries[index].uri))
+            declarations.append((prefix, tree.namespaces[namespace]))
         }
-    }
-
-    /// Few namespaces (the usual case) are found by comparison, which is cheap for the shared URI strings of a
-    /// parsed tree; many go through the hash index.
-    private func entryIndex(for namespace: String) -> Int? {
-        if entries.count <= 8 {
-            return entries.firstIndex { $0.uri == namespace }
-        }
-        return indexByURI[namespace]
-    }
-
-    private func entry(for namespace: String) -> Entry? {
-        entryIndex(for: namespace).map { entries[$0] }
-    }
-
-    /// The prefix for elements in `namespace` (`""` for the default namespace).
-    func elementPrefix(for namespace: String) -> String? {
-        entry(for: namespace)?.elementPrefix
     }
 
     /// The prefix for attributes in `namespace` (`""` for no namespace).
-    func attributePrefix(for namespace: String) -> String {
-        if namespace.isEmpty {
+    func attributePrefix(_ namespace: Int32) -> String {
+        if namespace == 0 {
             return ""
         }
-        if namespace == xmlNamespaceURI {
+        let entry = entries[Int(namespace)]
+        if entry.isXML {
             return "xml"
         }
-        return entry(for: namespace)?.declaredPrefix ?? ""
+        return entry.declaredPrefix ?? ""
     }
 }

@@ -51,23 +51,12 @@ struct XMLInput {
     }
 
     /// Whether the `count` bytes at `first` equal those at `second` (both ranges must lie within the input).
+    @inline(__always)
     func bytesEqual(_ first: Int, _ second: Int, count: Int) -> Bool {
         assert(first >= 0 && second >= 0 && first + count <= bytes.count && second + count <= bytes.count)
-        var index = 0
-        if let base = bytes.baseAddress {
-            let raw = UnsafeRawPointer(base)
-            while count - index >= 8 {
-                let lhs = raw.loadUnaligned(fromByteOffset: first + index, as: UInt64.self)
-                let rhs = raw.loadUnaligned(fromByteOffset: second + index, as: UInt64.self)
-                guard lhs == rhs else { return false }
-                index &+= 8
-            }
-        }
-        while index < count {
-            guard bytes[first + index] == bytes[second + index] else { return false }
-            index &+= 1
-        }
-        return true
+        guard count > 0 else { return true }
+        let base = bytes.baseAddress!
+        return memoryEqual(base + first, base + second, count)
     }
 
     func slice(_ start: Int, _ end: Int) -> UnsafeBufferPointer<UInt8> {
@@ -86,9 +75,27 @@ struct XMLInput {
         return string(clampedStart, clampedEnd)
     }
 
+    /// Eight bytes at `offset` (which must leave eight bytes to read), little-endian.
+    @inline(__always)
+    func word(at offset: Int) -> UInt64 {
+        UnsafeRawPointer(bytes.baseAddress!).loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+    }
+
     /// Whether the bytes hold only XML whitespace.
     func isWhitespace(_ start: Int, _ end: Int) -> Bool {
-        slice(start, end).allSatisfy(ASCII.isWhitespace)
+        var index = start
+        while end - index >= 8 {
+            let word = word(at: index)
+            let spaces = SWAR.equal(word, ASCII.space) | SWAR.equal(word, ASCII.lineFeed)
+                | SWAR.equal(word, ASCII.tab) | SWAR.equal(word, ASCII.carriageReturn)
+            guard spaces == SWAR.highBits else { return false }
+            index &+= 8
+        }
+        while index < end {
+            guard ASCII.isWhitespace(bytes[index]) else { return false }
+            index &+= 1
+        }
+        return true
     }
 
     /// Offset of the first invalid UTF-8 sequence (or XML-forbidden non-character) in the range, if any.

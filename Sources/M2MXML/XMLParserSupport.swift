@@ -1,25 +1,32 @@
-/// The namespace declarations in scope, as a stack that grows at start tags and shrinks at end tags.
+/// The namespace declarations in scope, as a stack that grows at start tags and shrinks at end tags, and the
+/// document's namespace table.
 ///
-/// Prefixes are compared as bytes of the input, so resolving one allocates nothing; the prefix and URI strings
-/// are created once per declaration (URIs once per document) and shared by every name that uses them.
+/// Prefixes are compared as bytes of the input, so resolving one allocates nothing. Each distinct namespace URI
+/// becomes one `String` in `namespaces` (index 0 is the empty namespace, index 1 the `xml` namespace); elements
+/// and attributes refer to it by index.
 struct NamespaceScope {
     struct Binding {
         /// Offset of the prefix in the input (its length is 0 for the default namespace).
         var prefixStart: Int
         var prefixLength: Int
-        var prefix: String
-        var uri: String
+        /// Index in `namespaces`.
+        var namespace: Int32
     }
 
-    private var bindings: [Binding] = []
-    /// URIs already seen in this document, reused by later declarations of the same URI.
-    private var internedURIs: [(bytes: [UInt8], string: String)] = []
+    /// Index of the `xml` namespace, bound to the `xml` prefix without a declaration.
+    static let xmlNamespace: Int32 = 1
 
-    private static let maxInternedURIs = 64
-    private static let xmlBinding = Binding(prefixStart: -1, prefixLength: 3, prefix: "xml", uri: xmlNamespaceURI)
+    private var bindings: [Binding] = []
+    private(set) var namespaces: [String] = ["", xmlNamespaceURI]
+    /// The caller's strings for URIs it expects, used instead of new ones.
+    var knownNamespaces: [String] = []
+    /// Hash index of `namespaces`, built only when a document uses many of them.
+    private var indexByURI: [String: Int32] = [:]
+
+    private static let linearSearchLimit = 16
 
     init() {
-        bindings.reserveCapacity(16)
+        bindings.reserveCapacity(8)
     }
 
     /// Current height of the stack, to be passed to `pop(to:)` when the element that declared more ends.
@@ -49,119 +56,60 @@ struct NamespaceScope {
         return false
     }
 
-    /// The binding in scope for the prefix `input[prefixStart..<prefixEnd]` (empty range: the default namespace).
-    func lookup(prefixStart: Int, prefixEnd: Int, in input: XMLInput) -> Binding? {
+    /// The namespace bound to the prefix `input[prefixStart..<prefixEnd]` (empty range: the default namespace).
+    @inline(__always)
+    func lookup(prefixStart: Int, prefixEnd: Int, in input: XMLInput) -> Int32? {
         let length = prefixEnd - prefixStart
         var index = bindings.count - 1
         while index >= 0 {
-            // Compare in place: copying the binding would retain its strings on every probe.
             if bindings[index].prefixLength == length
                 && input.bytesEqual(bindings[index].prefixStart, prefixStart, count: length)
             {
-                return bindings[index]
+                return bindings[index].namespace
             }
             index -= 1
         }
         if length == 3 && input.equals(prefixStart, prefixEnd, "xml") {
-            return Self.xmlBinding
+            return Self.xmlNamespace
         }
         return nil
     }
 
-    /// A string for the URI bytes, shared with earlier declarations of the same URI.
-    mutating func uri(for bytes: UnsafeBufferPointer<UInt8>) -> String {
-        for entry in internedURIs where entry.bytes.count == bytes.count {
-            if entry.bytes.withUnsafeBufferPointer({ $0.elementsEqual(bytes) }) {
-                return entry.string
+    /// The index of the namespace with these URI bytes, adding it when it is new.
+    mutating func intern(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32 {
+        if bytes.isEmpty {
+            return 0
+        }
+        if namespaces.count <= Self.linearSearchLimit {
+            for index in 1..<namespaces.count where Self.equal(namespaces[index], bytes) {
+                return Int32(index)
+            }
+        } else {
+            let string = String(decoding: bytes, as: UTF8.self)
+            if let index = indexByURI[string] {
+                return index
             }
         }
-        let string = String(decoding: bytes, as: UTF8.self)
-        if internedURIs.count < Self.maxInternedURIs {
-            internedURIs.append((Array(bytes), string))
+        let string = knownNamespaces.first { Self.equal($0, bytes) } ?? String(decoding: bytes, as: UTF8.self)
+        namespaces.append(string)
+        let index = Int32(namespaces.count - 1)
+        if namespaces.count > Self.linearSearchLimit {
+            if indexByURI.isEmpty {
+                for (offset, uri) in namespaces.enumerated() {
+                    indexByURI[uri] = Int32(offset)
+                }
+            } else {
+                indexByURI[string] = index
+            }
         }
-        return string
-    }
-}
-
-/// Character data collected for the innermost open element.
-///
-/// The common case (one run with no references and no carriage returns) is kept as a slice of the input and
-/// becomes a `String` in one step; anything else is decoded into a buffer reused across elements.
-struct TextCollector {
-    private enum Kind {
-        case empty
-        case slice
-        case buffer
+        return index
     }
 
-    private var kind = Kind.empty
-    private var start = 0
-    private var end = 0
-    private var buffer: [UInt8] = []
-    /// A reference was decoded: the text counts as content even if it decodes to whitespace.
-    var hasReference = false
-
-    var isEmpty: Bool { kind == .empty }
-
-    /// Number of bytes collected so far.
-    var count: Int {
-        switch kind {
-        case .empty: return 0
-        case .slice: return end - start
-        case .buffer: return buffer.count
-        }
-    }
-
-    mutating func reset() {
-        kind = .empty
-        hasReference = false
-    }
-
-    /// Records the first run of text as a slice of the input.
-    mutating func setSlice(_ start: Int, _ end: Int) {
-        kind = .slice
-        self.start = start
-        self.end = end
-    }
-
-    /// Hands out the decoding buffer, holding the text collected so far (the caller appends and gives it back).
-    mutating func takeBuffer(from input: XMLInput) -> [UInt8] {
-        var result: [UInt8] = []
-        swap(&result, &buffer)
-        switch kind {
-        case .empty:
-            result.removeAll(keepingCapacity: true)
-        case .slice:
-            result.removeAll(keepingCapacity: true)
-            result.append(contentsOf: input.slice(start, end))
-        case .buffer:
-            break
-        }
-        kind = .buffer
-        return result
-    }
-
-    mutating func restoreBuffer(_ bytes: consuming [UInt8]) {
-        buffer = bytes
-    }
-
-    /// Whether the text is more than whitespace.
-    func isSignificant(in input: XMLInput) -> Bool {
-        if hasReference {
-            return true
-        }
-        switch kind {
-        case .empty: return false
-        case .slice: return !input.isWhitespace(start, end)
-        case .buffer: return !buffer.allSatisfy(ASCII.isWhitespace)
-        }
-    }
-
-    func string(in input: XMLInput) -> String {
-        switch kind {
-        case .empty: return ""
-        case .slice: return input.string(start, end)
-        case .buffer: return String(decoding: buffer, as: UTF8.self)
-        }
+    private static func equal(_ string: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let utf8 = string.utf8
+        guard utf8.count == bytes.count else { return false }
+        return utf8.withContiguousStorageIfAvailable { stored in
+            memoryEqual(stored.baseAddress!, bytes.baseAddress!, bytes.count)
+        } ?? utf8.elementsEqual(bytes)
     }
 }

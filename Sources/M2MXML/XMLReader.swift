@@ -26,36 +26,52 @@ public enum XMLReader {
     /// Parses one UTF-8 document into its root element. Namespace-aware: every element and attribute name is resolved
     /// to its namespace URI; `xmlns`/`xmlns:p` declarations are consumed (not reported as attributes); the `xml` prefix is
     /// pre-bound to http://www.w3.org/XML/1998/namespace.
-    public static func parse(_ bytes: [UInt8], limits: XMLLimits = .default) throws(XMLError) -> XMLElement {
+    ///
+    /// The tree keeps a copy of `bytes`: names and text that need no decoding are read from it.
+    ///
+    /// `knownNamespaces` are URIs the caller will compare names against (`isInNamespace(_:)`, `name.namespace`):
+    /// when the document declares one of them, the tree uses that very `String`, so no string is made for it and
+    /// comparing with it is immediate.
+    public static func parse(
+        _ bytes: [UInt8], limits: XMLLimits = .default, knownNamespaces: [String] = []
+    ) throws(XMLError) -> XMLElement {
         try checkDocumentSize(bytes.count, limits: limits)
         let result = bytes.withUnsafeBufferPointer { buffer in
-            parse(buffer: buffer, limits: limits)
+            parse(buffer: buffer, limits: limits, knownNamespaces: knownNamespaces)
         }
-        return try result.get()
+        return XMLElement(tree: try result.get(), index: 0)
     }
 
-    /// Parses one document given as a `String` (its UTF-8 form is parsed in place, without copying).
-    public static func parse(_ string: String, limits: XMLLimits = .default) throws(XMLError) -> XMLElement {
+    /// Parses one document given as a `String` (its UTF-8 form is parsed in place; the tree keeps a copy).
+    public static func parse(
+        _ string: String, limits: XMLLimits = .default, knownNamespaces: [String] = []
+    ) throws(XMLError) -> XMLElement {
         try checkDocumentSize(string.utf8.count, limits: limits)
         var string = string
         let result = string.withUTF8 { buffer in
-            parse(buffer: buffer, limits: limits)
+            parse(buffer: buffer, limits: limits, knownNamespaces: knownNamespaces)
         }
-        return try result.get()
+        return XMLElement(tree: try result.get(), index: 0)
     }
 
     private static func checkDocumentSize(_ count: Int, limits: XMLLimits) throws(XMLError) {
-        guard count <= limits.maxDocumentBytes else {
+        guard count <= limits.maxDocumentBytes && count <= Int(Int32.max) else {
             throw XMLError(
                 code: .limitExceeded,
                 line: 1,
-                detail: "document of \(count) bytes exceeds maxDocumentBytes (\(limits.maxDocumentBytes))"
+                detail: "document of \(count) bytes exceeds maxDocumentBytes (\(min(limits.maxDocumentBytes, Int(Int32.max))))"
             )
         }
     }
 
-    private static func parse(buffer: UnsafeBufferPointer<UInt8>, limits: XMLLimits) -> Result<XMLElement, XMLError> {
-        var parser = XMLByteParser(input: buffer, limits: limits)
-        return Result { () throws(XMLError) in try parser.parseDocument() }
+    private static func parse(
+        buffer: UnsafeBufferPointer<UInt8>, limits: XMLLimits, knownNamespaces: [String]
+    ) -> Result<XMLTree, XMLError> {
+        var parser = XMLByteParser(input: buffer, limits: limits, knownNamespaces: knownNamespaces)
+        do {
+            return .success(try parser.parseDocument())
+        } catch {
+            return .failure(error)
+        }
     }
 }

@@ -9,115 +9,149 @@
 /// written and declare namespaces as ordinary `xmlns`/`xmlns:p` attributes. Characters XML 1.0 cannot represent at
 /// all (C0 controls other than TAB/LF/CR, U+FFFE, U+FFFF) are written as they are and the result will not parse.
 public struct XMLWriter {
-    private struct OpenElement {
-        /// Written before the local name with a `:` when not empty.
-        var prefix: String
-        var localName: String
-        var hasChildElements = false
-    }
-
-    private var output: [UInt8] = []
-    private var openElements: [OpenElement] = []
+    /// The output and the names of the open elements (shared between copies of a writer until one of them writes).
+    private var sink: ByteSink
+    /// Whether the open element at each depth has child elements: bit `depth`, then `deepHasChildren` past 64.
+    private var hasChildren: UInt64 = 0
+    private var deepHasChildren: [Bool] = []
     /// True while `<name attrs` has been written but not yet `>` or `/>`.
     private var startTagOpen = false
     private var wroteRootElement = false
     private let indent: Int
 
     /// Creates a writer, optionally emitting the XML declaration, indenting by `indent` spaces per level
-    /// (clamped to 0…16).
-    public init(declaration: Bool = true, indent: Int = 2) {
+    /// (clamped to 0…16), with room for `capacity` bytes before the output buffer grows.
+    public init(declaration: Bool = true, indent: Int = 2, capacity: Int = 1024) {
         self.indent = min(max(0, indent), 16)
-        output.reserveCapacity(1024)
+        sink = ByteSink(capacity: capacity)
         if declaration {
-            Self.append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", to: &output)
+            sink.append("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
+        }
+    }
+
+    /// Makes the output this writer's own before it writes (copies of a writer share it until then).
+    @inline(__always)
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&sink) {
+            sink = sink.copy()
         }
     }
 
     /// Opens an element. `qname` is written as given (`"prefix:local"` or `"local"`); namespace declarations are
     /// passed as ordinary attributes, e.g. `("xmlns:env", uri)`.
-    public mutating func startElement(_ qname: String, attributes: [(String, String)] = []) {
-        startElement(prefix: "", localName: qname)
+    public mutating func startElement(_ qname: String, attributes: [(String, String)]) {
+        startElement(qname)
         for (name, value) in attributes {
-            attribute(prefix: "", localName: name, value: value)
+            attribute(name, value)
         }
     }
 
-    /// Opens an element named `prefix:localName` (just `localName` when `prefix` is empty).
-    mutating func startElement(prefix: String, localName: String) {
-        if openElements.isEmpty {
+    /// Opens an element named `qname` (`"prefix:local"` or `"local"`), written as given.
+    public mutating func startElement(_ qname: String) {
+        makeUnique()
+        let depth = sink.depth
+        if depth == 0 {
             if wroteRootElement {
                 newline(depth: 0)
             }
             wroteRootElement = true
         } else {
             closeStartTag()
-            openElements[openElements.count - 1].hasChildElements = true
-            newline(depth: openElements.count)
+            setHasChildren(depth: depth - 1)
+            newline(depth: depth)
         }
-        output.append(ASCII.lessThan)
-        appendName(prefix: prefix, localName: localName)
-        openElements.append(OpenElement(prefix: prefix, localName: localName))
+        sink.append(ASCII.lessThan)
+        let nameStart = sink.count
+        sink.append(qname)
+        // The end tag copies the name from here.
+        sink.pushRange(from: nameStart)
         startTagOpen = true
     }
 
-    /// Adds an attribute to the start tag just opened (ignored once content has been written).
-    mutating func attribute(prefix: String, localName: String, value: String) {
+    /// Adds the attribute `qname="value"` to the start tag just opened (ignored once content has been written).
+    public mutating func attribute(_ qname: String, _ value: String) {
         guard startTagOpen else { return }
-        output.append(ASCII.space)
-        appendName(prefix: prefix, localName: localName)
-        output.append(ASCII.equals)
-        output.append(ASCII.doubleQuote)
-        Self.appendEscaped(value, attribute: true, to: &output)
-        output.append(ASCII.doubleQuote)
-    }
-
-    private mutating func appendName(prefix: String, localName: String) {
-        if !prefix.isEmpty {
-            Self.append(prefix, to: &output)
-            output.append(ASCII.colon)
-        }
-        Self.append(localName, to: &output)
-    }
-
-    /// Appends the UTF-8 of `s` in one copy (contiguous storage is available for all native strings).
-    private static func append(_ s: String, to out: inout [UInt8]) {
-        let copied: Void? = s.utf8.withContiguousStorageIfAvailable { out.append(contentsOf: $0) }
-        if copied == nil {
-            out.append(contentsOf: s.utf8)
-        }
+        makeUnique()
+        sink.append(ASCII.space)
+        sink.append(qname)
+        sink.append(ASCII.equals, ASCII.doubleQuote)
+        sink.appendEscaped(value, attribute: true)
+        sink.append(ASCII.doubleQuote)
     }
 
     /// Closes the innermost open element (as `/>` if it had no content). Does nothing when no element is open.
     public mutating func endElement() {
-        guard let element = openElements.popLast() else { return }
+        guard sink.depth > 0 else { return }
+        makeUnique()
+        guard let name = sink.popRange() else { return }
+        let depth = sink.depth
         if startTagOpen {
-            output.append(ASCII.slash)
-            output.append(ASCII.greaterThan)
+            sink.append(ASCII.slash, ASCII.greaterThan)
             startTagOpen = false
         } else {
-            if element.hasChildElements {
-                newline(depth: openElements.count)
+            if takeHasChildren(depth: depth) {
+                newline(depth: depth)
             }
-            output.append(ASCII.lessThan)
-            output.append(ASCII.slash)
-            appendName(prefix: element.prefix, localName: element.localName)
-            output.append(ASCII.greaterThan)
+            sink.append(ASCII.lessThan, ASCII.slash)
+            sink.appendCopy(of: name)
+            sink.append(ASCII.greaterThan)
         }
-        if openElements.isEmpty && indent > 0 {
-            output.append(ASCII.lineFeed)
+        if depth == 0 && indent > 0 {
+            sink.append(ASCII.lineFeed)
         }
     }
 
     /// Writes escaped character data into the innermost open element: `&`, `<`, `>` escaped and `"\r"` as `&#xD;`.
     /// Empty text writes nothing (the element stays empty); text outside any element is ignored.
     public mutating func text(_ s: String) {
-        guard !s.isEmpty, !openElements.isEmpty else { return }
+        s.withUTF8Bytes { text(utf8: $0) }
+    }
+
+    /// Writes character data given as UTF-8 bytes (escaped as `text(_:)` does; the bytes must be valid UTF-8).
+    public mutating func text(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard !bytes.isEmpty, sink.depth > 0 else { return }
+        makeUnique()
         closeStartTag()
-        Self.appendEscaped(s, attribute: false, to: &output)
+        sink.appendEscaped(bytes, attribute: false)
     }
 
     /// Writes a complete leaf element on one line: start tag, text, end tag (`<a/>` when `text` is empty).
-    public mutating func leaf(_ qname: String, _ text: String, attributes: [(String, String)] = []) {
+    public mutating func leaf(_ qname: String, _ text: String) {
+        text.withUTF8Bytes { leaf(qname, utf8: $0) }
+    }
+
+    /// Writes a complete leaf element whose text is given as UTF-8 bytes (escaped as `text(_:)` does).
+    public mutating func leaf(_ qname: String, utf8 text: UnsafeBufferPointer<UInt8>) {
+        let depth = sink.depth
+        guard depth > 0 else {
+            // A leaf as the root element: the general path.
+            startElement(qname)
+            self.text(utf8: text)
+            endElement()
+            return
+        }
+        // What startElement, text and endElement write, in one step and without touching the open-element stack.
+        makeUnique()
+        closeStartTag()
+        setHasChildren(depth: depth - 1)
+        newline(depth: depth)
+        sink.append(ASCII.lessThan)
+        let nameStart = sink.count
+        sink.append(qname)
+        if text.isEmpty {
+            sink.append(ASCII.slash, ASCII.greaterThan)
+        } else {
+            let name = (start: nameStart, count: sink.count - nameStart)
+            sink.append(ASCII.greaterThan)
+            sink.appendEscaped(text, attribute: false)
+            sink.append(ASCII.lessThan, ASCII.slash)
+            sink.appendCopy(of: name)
+            sink.append(ASCII.greaterThan)
+        }
+    }
+
+    /// Writes a complete leaf element with attributes on one line.
+    public mutating func leaf(_ qname: String, _ text: String, attributes: [(String, String)]) {
         startElement(qname, attributes: attributes)
         self.text(text)
         endElement()
@@ -125,12 +159,12 @@ public struct XMLWriter {
 
     /// The finished document. Elements still open are closed in the returned bytes (the writer is unchanged).
     public var bytes: [UInt8] {
-        guard !openElements.isEmpty else { return output }
+        guard sink.depth > 0 else { return sink.bytes }
         var finished = self
-        while !finished.openElements.isEmpty {
+        while finished.sink.depth > 0 {
             finished.endElement()
         }
-        return finished.output
+        return finished.sink.bytes
     }
 
     /// The finished document as a `String`.
@@ -140,59 +174,58 @@ public struct XMLWriter {
 
     /// Escapes character data: `&`, `<`, `>` as entities and `"\r"` as `&#xD;` (so it survives line-end normalisation).
     public static func escapeText(_ s: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(s.utf8.count)
-        appendEscaped(s, attribute: false, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        escape(s, attribute: false)
     }
 
     /// Escapes an attribute value for double quotes: `&`, `<`, `"` as entities and TAB, LF, CR as
     /// `&#x9;`, `&#xA;`, `&#xD;` (so they survive attribute-value normalisation).
     public static func escapeAttribute(_ s: String) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(s.utf8.count)
-        appendEscaped(s, attribute: true, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        escape(s, attribute: true)
     }
 
+    private static func escape(_ s: String, attribute: Bool) -> String {
+        let out = ByteSink(capacity: s.utf8.count + 16)
+        s.withUTF8Bytes { out.appendEscaped($0, attribute: attribute) }
+        return String(decoding: UnsafeBufferPointer(start: out.base, count: out.count), as: UTF8.self)
+    }
+
+    // MARK: Internals
+
+    @inline(__always)
+    private mutating func setHasChildren(depth: Int) {
+        if depth < 64 {
+            hasChildren |= 1 << UInt64(depth)
+        } else {
+            while deepHasChildren.count <= depth - 64 { deepHasChildren.append(false) }
+            deepHasChildren[depth - 64] = true
+        }
+    }
+
+    /// Whether the element at `depth` had children, clearing the mark for the next element at that depth.
+    @inline(__always)
+    private mutating func takeHasChildren(depth: Int) -> Bool {
+        if depth < 64 {
+            let bit: UInt64 = 1 << UInt64(depth)
+            defer { hasChildren &= ~bit }
+            return hasChildren & bit != 0
+        }
+        guard depth - 64 < deepHasChildren.count else { return false }
+        defer { deepHasChildren[depth - 64] = false }
+        return deepHasChildren[depth - 64]
+    }
+
+    @inline(__always)
     private mutating func closeStartTag() {
         if startTagOpen {
-            output.append(ASCII.greaterThan)
+            sink.append(ASCII.greaterThan)
             startTagOpen = false
         }
     }
 
-    private mutating func newline(depth: Int) {
+    @inline(__always)
+    private func newline(depth: Int) {
         guard indent > 0 else { return }
-        output.append(ASCII.lineFeed)
-        output.append(contentsOf: repeatElement(ASCII.space, count: depth * indent))
-    }
-
-    private static func append(_ literal: StaticString, to out: inout [UInt8]) {
-        literal.withUTF8Buffer { out.append(contentsOf: $0) }
-    }
-
-    private static func appendEscaped(_ s: String, attribute: Bool, to out: inout [UInt8]) {
-        var s = s
-        s.withUTF8 { bytes in
-            var chunk = 0
-            for index in 0..<bytes.count {
-                let replacement: StaticString
-                switch bytes[index] {
-                case ASCII.ampersand: replacement = "&amp;"
-                case ASCII.lessThan: replacement = "&lt;"
-                case ASCII.greaterThan where !attribute: replacement = "&gt;"
-                case ASCII.doubleQuote where attribute: replacement = "&quot;"
-                case ASCII.carriageReturn: replacement = "&#xD;"
-                case ASCII.lineFeed where attribute: replacement = "&#xA;"
-                case ASCII.tab where attribute: replacement = "&#x9;"
-                default: continue
-                }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[chunk..<index]))
-                append(replacement, to: &out)
-                chunk = index + 1
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[chunk...]))
-        }
+        sink.append(ASCII.lineFeed)
+        sink.appendSpaces(depth * indent)
     }
 }

@@ -88,6 +88,16 @@ public enum ActionTable {
         }
     }
 
+    /// The canonical Action URIs of a function with what `resolve` answers for each: checking an incoming
+    /// Action against these first (the usual case) gives `resolve`'s answer without hashing the URI.
+    static func canonicalActions(for function: FunctionID) -> [(uri: String, resolved: ResolvedAction)] {
+        guard let entry = byFunction[function] else { return [] }
+        return [entry.request, entry.response, entry.callback, entry.notification].compactMap { uri in
+            guard let uri, let resolved = exact[uri] else { return nil }
+            return (uri, resolved)
+        }
+    }
+
     /// Resolves an incoming Action URI; nil when it names no function we know.
     public static func resolve(_ action: String) -> ResolvedAction? {
         if let hit = exact[action] { return hit }

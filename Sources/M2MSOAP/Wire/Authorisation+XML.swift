@@ -5,15 +5,15 @@ public import M2MXML
 
 extension PLMA: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let mno: OID = try r.required("Mno-id")
-        let sp: OID = try r.required("M2MSP-id")
-        let type: String100 = try r.required("ProfileType")
-        let functions: [PLMAFunction] = try r.repeated("AuthorisedFunction")
-        let notifications: [NotificationType] = try r.repeated("AuthorisedNotification")
-        try r.finish()
-        self.init(mnoID: mno, m2mSPID: sp, profileType: type, authorisedFunctions: functions, authorisedNotifications: notifications)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let mno: OID = try r.required("Mno-id")
+            let sp: OID = try r.required("M2MSP-id")
+            let type: String100 = try r.required("ProfileType")
+            let functions: [PLMAFunction] = try r.repeated("AuthorisedFunction")
+            let notifications: [NotificationType] = try r.repeated("AuthorisedNotification")
+            try r.finish()
+            return Self(mnoID: mno, m2mSPID: sp, profileType: type, authorisedFunctions: functions, authorisedNotifications: notifications)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -29,13 +29,13 @@ extension PLMA: XMLValue {
 
 extension ONC: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let mno: OID = try r.required("Mno-id")
-        let type: String100 = try r.required("ProfileType")
-        let discarded: [NotificationType] = try r.repeated("DiscardedNotification")
-        try r.finish()
-        self.init(mnoID: mno, profileType: type, discardedNotifications: discarded)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let mno: OID = try r.required("Mno-id")
+            let type: String100 = try r.required("ProfileType")
+            let discarded: [NotificationType] = try r.repeated("DiscardedNotification")
+            try r.finish()
+            return Self(mnoID: mno, profileType: type, discardedNotifications: discarded)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {

@@ -6,12 +6,12 @@ public import M2MXML
 
 extension FunctionExecutionStatus: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let status: Status = try r.required("Status")
-        let data: StatusCodeData? = try r.optional("StatusCodeData")
-        try r.finish()
-        self.init(status: status, statusCodeData: data)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let status: Status = try r.required("Status")
+            let data: StatusCodeData? = try r.optional("StatusCodeData")
+            try r.finish()
+            return Self(status: status, statusCodeData: data)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -24,14 +24,14 @@ extension FunctionExecutionStatus: XMLValue {
 
 extension FunctionExecutionStatus.StatusCodeData: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let subject: SubjectCode = try r.required("Subject")
-        let reason: ReasonCode = try r.required("Reason")
-        let identifier: String? = try r.optional("SubjectIdentifier")
-        let message: String? = try r.optional("Message")
-        try r.finish()
-        self.init(subject: subject, reason: reason, subjectIdentifier: identifier, message: message)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let subject: SubjectCode = try r.required("Subject")
+            let reason: ReasonCode = try r.required("Reason")
+            let identifier: String? = try r.optional("SubjectIdentifier")
+            let message: String? = try r.optional("Message")
+            try r.finish()
+            return Self(subject: subject, reason: reason, subjectIdentifier: identifier, message: message)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -46,12 +46,12 @@ extension FunctionExecutionStatus.StatusCodeData: XMLValue {
 
 extension SubscriptionAddress: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let imsi: IMSI? = try r.optional("Imsi")
-        let msisdn: MSISDN? = try r.optional("Msisdn")
-        try r.finish()
-        self.init(imsi: imsi, msisdn: msisdn)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let imsi: IMSI? = try r.optional("Imsi")
+            let msisdn: MSISDN? = try r.optional("Msisdn")
+            try r.finish()
+            return Self(imsi: imsi, msisdn: msisdn)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -64,11 +64,11 @@ extension SubscriptionAddress: XMLValue {
 
 extension POL2: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let rules: [Rule] = try r.repeated("Rule")
-        try r.finish()
-        self.init(rules: rules)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let rules: [Rule] = try r.repeated("Rule")
+            try r.finish()
+            return Self(rules: rules)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -80,13 +80,13 @@ extension POL2: XMLValue {
 
 extension POL2.Rule: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let subject: Subject = try r.required("Subject")
-        let action: Action = try r.required("Action")
-        let qualification: Qualification = try r.required("Qualification")
-        try r.finish()
-        self.init(subject: subject, action: action, qualification: qualification)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let subject: Subject = try r.required("Subject")
+            let action: Action = try r.required("Action")
+            let qualification: Qualification = try r.required("Qualification")
+            try r.finish()
+            return Self(subject: subject, action: action, qualification: qualification)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -100,23 +100,23 @@ extension POL2.Rule: XMLValue {
 
 extension ProfileInfo: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let iccid: ICCID = try r.required("Iccid")
-        let aid: AID = try r.required("Isd-p-aid")
-        let mno: OID = try r.required("Mno-id")
-        let fallback: Bool = try r.required("FallbackAttribute")
-        let address: SubscriptionAddress = try r.required("SubscriptionAddress")
-        let state: ProfileState = try r.required("State")
-        let smdp: OID? = try r.optional("Smdp-id")
-        let type: String100? = try r.optional("ProfileType")
-        let allocated: Int = try r.required("AllocatedMemory")
-        let free: Int? = try r.optional("FreeMemory")
-        let pol2: POL2 = try r.required("pol2")
-        try r.finish()
-        self.init(
-            iccid: iccid, isdPAID: aid, mnoID: mno, fallbackAttribute: fallback, subscriptionAddress: address, state: state,
-            smdpID: smdp, profileType: type, allocatedMemory: allocated, freeMemory: free, pol2: pol2)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let iccid: ICCID = try r.required("Iccid")
+            let aid: AID = try r.required("Isd-p-aid")
+            let mno: OID = try r.required("Mno-id")
+            let fallback: Bool = try r.required("FallbackAttribute")
+            let address: SubscriptionAddress = try r.required("SubscriptionAddress")
+            let state: ProfileState = try r.required("State")
+            let smdp: OID? = try r.optional("Smdp-id")
+            let type: String100? = try r.optional("ProfileType")
+            let allocated: Int = try r.required("AllocatedMemory")
+            let free: Int? = try r.optional("FreeMemory")
+            let pol2: POL2 = try r.required("pol2")
+            try r.finish()
+            return Self(
+                iccid: iccid, isdPAID: aid, mnoID: mno, fallbackAttribute: fallback, subscriptionAddress: address, state: state,
+                smdpID: smdp, profileType: type, allocatedMemory: allocated, freeMemory: free, pol2: pol2)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -138,17 +138,17 @@ extension ProfileInfo: XMLValue {
 
 extension SecurityDomain: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let aid: AID = try r.required("Aid")
-        let tars: [TAR] = try r.repeated("Tar")
-        let sin: HexBinary = try r.required("Sin")
-        let sdin: HexBinary = try r.required("Sdin")
-        let role: Role = try r.required("Role")
-        let keysets: [Keyset] = try r.repeated("Keyset", min: 1, max: 127)
-        try r.finish()
-        guard sin.count <= 16, sdin.count <= 16 else { throw SOAPError.invalid(path, "Sin and Sdin are at most 16 bytes") }
-        self.init(aid: aid, tars: tars, sin: sin, sdin: sdin, role: role, keysets: keysets)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let aid: AID = try r.required("Aid")
+            let tars: [TAR] = try r.repeated("Tar")
+            let sin: HexBinary = try r.required("Sin")
+            let sdin: HexBinary = try r.required("Sdin")
+            let role: Role = try r.required("Role")
+            let keysets: [Keyset] = try r.repeated("Keyset", min: 1, max: 127)
+            try r.finish()
+            guard sin.count <= 16, sdin.count <= 16 else { throw SOAPError.invalid(r.path, "Sin and Sdin are at most 16 bytes") }
+            return Self(aid: aid, tars: tars, sin: sin, sdin: sdin, role: role, keysets: keysets)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -165,25 +165,25 @@ extension SecurityDomain: XMLValue {
 
 extension Keyset: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let version: Int = try r.required("Version")
-        guard (1...127).contains(version) else { throw SOAPError.invalid("\(path)/Version", "key set version is 1 to 127") }
-        let type: Usage? = try r.optional("Type")
-        let counter: Int? = try r.optional("Cntr")
-        var items: [Item] = []
-        while true {
-            if let key: Key = try r.optional("Key") {
-                items.append(.key(key))
-            } else if let certificate: GPCertificateReference = try r.optional("Certificate") {
-                items.append(.certificate(certificate))
-            } else {
-                break
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let version: Int = try r.required("Version")
+            guard (1...127).contains(version) else { throw SOAPError.invalid("\(r.path)/Version", "key set version is 1 to 127") }
+            let type: Usage? = try r.optional("Type")
+            let counter: Int? = try r.optional("Cntr")
+            var items: [Item] = []
+            while true {
+                if let key: Key = try r.optional("Key") {
+                    items.append(.key(key))
+                } else if let certificate: GPCertificateReference = try r.optional("Certificate") {
+                    items.append(.certificate(certificate))
+                } else {
+                    break
+                }
+                guard items.count <= 128 else { throw SOAPError.invalid(r.path, "at most 128 keys or certificates") }
             }
-            guard items.count <= 128 else { throw SOAPError.invalid(path, "at most 128 keys or certificates") }
+            try r.finish()
+            return Self(version: version, type: type, counter: counter, items: items)
         }
-        try r.finish()
-        self.init(version: version, type: type, counter: counter, items: items)
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -203,18 +203,19 @@ extension Keyset: XMLValue {
 
 extension Key: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        let kcv: HexBinary = try HexBinary(xmlText: try element.requiredAttribute("kcv", path: path), path: "\(path)/@kcv")
-        var r = ChildReader(element, path: path)
-        let index: Int = try r.required("Index")
-        guard (0...127).contains(index) else { throw SOAPError.invalid("\(path)/Index", "key index is 0 to 127") }
-        let components: [Component] = try r.repeated("KeyComponents", min: 1)
-        try r.finish()
-        self.init(kcv: kcv, index: index, components: components)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let kcv: HexBinary = try HexBinary(xmlText: try element.requiredAttribute("kcv", path: r.path), path: "\(r.path)/@kcv")
+            let index: Int = try r.required("Index")
+            guard (0...127).contains(index) else { throw SOAPError.invalid("\(r.path)/Index", "key index is 0 to 127") }
+            let components: [Component] = try r.repeated("KeyComponents", min: 1)
+            try r.finish()
+            return Self(kcv: kcv, index: index, components: components)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
-        w.startElement(qname, attributes: [("kcv", kcv.text)])
+        w.startElement(qname)
+        w.attribute("kcv", kcv.text)
         w.element("rps:Index", index)
         w.each("rps:KeyComponents", components)
         w.endElement()
@@ -223,29 +224,32 @@ extension Key: XMLValue {
 
 extension Key.Component: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        let type = try HexBinary(xmlText: try element.requiredAttribute("type", path: path), path: "\(path)/@type")
-        guard type.count == 1 else { throw SOAPError.invalid("\(path)/@type", "a key type is one byte") }
-        let value = try HexBinary(xmlText: try element.requiredAttribute("value", path: path), path: "\(path)/@value")
-        try ChildReader(element, path: path).finish()
-        self.init(type: type.bytes[0], value: value)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let type = try HexBinary(xmlText: try element.requiredAttribute("type", path: r.path), path: "\(r.path)/@type")
+            guard type.count == 1 else { throw SOAPError.invalid("\(r.path)/@type", "a key type is one byte") }
+            let value = try HexBinary(xmlText: try element.requiredAttribute("value", path: r.path), path: "\(r.path)/@value")
+            try r.finish()
+            return Self(type: type.bytes[0], value: value)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
-        w.startElement(qname, attributes: [("type", Hex.encode([type])), ("value", value.text)])
+        w.startElement(qname)
+        w.attribute("type", Hex.encode([type]))
+        w.attribute("value", value.text)
         w.endElement()
     }
 }
 
 extension GPCertificateReference: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let index: Int = try r.required("Index")
-        let ca: OID = try r.required("CaId")
-        let value: HexBinary = try r.required("Value")
-        try r.finish()
-        self.init(index: index, caID: ca, value: value)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let index: Int = try r.required("Index")
+            let ca: OID = try r.required("CaId")
+            let value: HexBinary = try r.required("Value")
+            try r.finish()
+            return Self(index: index, caID: ca, value: value)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -259,18 +263,18 @@ extension GPCertificateReference: XMLValue {
 
 extension EUICCCapabilities: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let cattp: Bool = try r.required("CattpSupport")
-        let cattpVersion: ThreeDigitVersion? = try r.optional("CattpVersion")
-        let http: Bool = try r.required("HttpSupport")
-        let httpVersion: ThreeDigitVersion? = try r.optional("HttpVersion")
-        let securePacket: ThreeDigitVersion = try r.required("SecurePacketVersion")
-        let rsp: ThreeDigitVersion = try r.required("RemoteProvisioningVersion")
-        try r.finish()
-        self.init(
-            cattpSupport: cattp, cattpVersion: cattpVersion, httpSupport: http, httpVersion: httpVersion,
-            securePacketVersion: securePacket, remoteProvisioningVersion: rsp)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let cattp: Bool = try r.required("CattpSupport")
+            let cattpVersion: ThreeDigitVersion? = try r.optional("CattpVersion")
+            let http: Bool = try r.required("HttpSupport")
+            let httpVersion: ThreeDigitVersion? = try r.optional("HttpVersion")
+            let securePacket: ThreeDigitVersion = try r.required("SecurePacketVersion")
+            let rsp: ThreeDigitVersion = try r.required("RemoteProvisioningVersion")
+            try r.finish()
+            return Self(
+                cattpSupport: cattp, cattpVersion: cattpVersion, httpSupport: http, httpVersion: httpVersion,
+                securePacketVersion: securePacket, remoteProvisioningVersion: rsp)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -287,21 +291,21 @@ extension EUICCCapabilities: XMLValue {
 
 extension EUMSignedInfo: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let eid: EID = try r.required("Eid")
-        let eum: OID = try r.required("Eum-id")
-        let date: Timestamp = try r.required("ProductionDate")
-        let platformType: String100 = try r.required("PlatformType")
-        let platformVersion: ThreeDigitVersion = try r.required("PlatformVersion")
-        let loadFile: AID = try r.required("Isd-p-loadfile-aid")
-        let module: AID = try r.required("Isd-p-module-aid")
-        let ecasd: SecurityDomain = try r.required("Ecasd")
-        let capabilities: EUICCCapabilities = try r.required("EuiccCapabilities")
-        try r.finish()
-        self.init(
-            eid: eid, eumID: eum, productionDate: date, platformType: platformType, platformVersion: platformVersion,
-            isdPLoadFileAID: loadFile, isdPModuleAID: module, ecasd: ecasd, capabilities: capabilities)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let eid: EID = try r.required("Eid")
+            let eum: OID = try r.required("Eum-id")
+            let date: Timestamp = try r.required("ProductionDate")
+            let platformType: String100 = try r.required("PlatformType")
+            let platformVersion: ThreeDigitVersion = try r.required("PlatformVersion")
+            let loadFile: AID = try r.required("Isd-p-loadfile-aid")
+            let module: AID = try r.required("Isd-p-module-aid")
+            let ecasd: SecurityDomain = try r.required("Ecasd")
+            let capabilities: EUICCCapabilities = try r.required("EuiccCapabilities")
+            try r.finish()
+            return Self(
+                eid: eid, eumID: eum, productionDate: date, platformType: platformType, platformVersion: platformVersion,
+                isdPLoadFileAID: loadFile, isdPModuleAID: module, ecasd: ecasd, capabilities: capabilities)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -321,23 +325,23 @@ extension EUMSignedInfo: XMLValue {
 
 extension AuditTrailRecord: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let eid: EID = try r.required("Eid")
-        let smsr: OID = try r.required("Smsr-id")
-        let date: Timestamp = try r.required("OperationDate")
-        let type: HexBinary = try r.required("OperationType")
-        guard type.count == 2 else { throw SOAPError.invalid("\(path)/OperationType", "an operation type is 2 bytes") }
-        let requester: OID? = try r.optional("RequesterId")
-        let status: FunctionExecutionStatus? = try r.optional("OperationExecutionStatus")
-        let aid: AID? = try r.optional("Isd-p-aid")
-        let iccid: ICCID? = try r.optional("Iccid")
-        let imei: HexBinary? = try r.optional("Imei")
-        let meid: HexBinary? = try r.optional("Meid")
-        try r.finish()
-        self.init(
-            eid: eid, smsrID: smsr, operationDate: date, operationType: type, requesterID: requester,
-            operationExecutionStatus: status, isdPAID: aid, iccid: iccid, imei: imei, meid: meid)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let eid: EID = try r.required("Eid")
+            let smsr: OID = try r.required("Smsr-id")
+            let date: Timestamp = try r.required("OperationDate")
+            let type: HexBinary = try r.required("OperationType")
+            guard type.count == 2 else { throw SOAPError.invalid("\(r.path)/OperationType", "an operation type is 2 bytes") }
+            let requester: OID? = try r.optional("RequesterId")
+            let status: FunctionExecutionStatus? = try r.optional("OperationExecutionStatus")
+            let aid: AID? = try r.optional("Isd-p-aid")
+            let iccid: ICCID? = try r.optional("Iccid")
+            let imei: HexBinary? = try r.optional("Imei")
+            let meid: HexBinary? = try r.optional("Meid")
+            try r.finish()
+            return Self(
+                eid: eid, smsrID: smsr, operationDate: date, operationType: type, requesterID: requester,
+                operationExecutionStatus: status, isdPAID: aid, iccid: iccid, imei: imei, meid: meid)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -358,16 +362,19 @@ extension AuditTrailRecord: XMLValue {
 
 extension AdditionalProperty: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        let key = try element.requiredAttribute("key", path: path)
-        guard !key.isEmpty else { throw SOAPError.invalid("\(path)/@key", "a property key is not empty") }
-        let value = try element.requiredAttribute("value", path: path)
-        try ChildReader(element, path: path).finish()
-        self.init(key: key, value: value)
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let key = try element.requiredAttribute("key", path: r.path)
+            guard !key.isEmpty else { throw SOAPError.invalid("\(r.path)/@key", "a property key is not empty") }
+            let value = try element.requiredAttribute("value", path: r.path)
+            try r.finish()
+            return Self(key: key, value: value)
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
-        w.startElement(qname, attributes: [("key", key), ("value", value)])
+        w.startElement(qname)
+        w.attribute("key", key)
+        w.attribute("value", value)
         w.endElement()
     }
 }
@@ -379,10 +386,11 @@ public struct PropertyList: XMLValue, Hashable, Codable {
     public init(_ properties: [AdditionalProperty]) { self.properties = properties }
 
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        properties = try r.repeated("Property", min: 1)
-        try r.finish()
+        properties = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let properties: [AdditionalProperty] = try r.repeated("Property", min: 1)
+            try r.finish()
+            return properties
+        }
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -406,37 +414,45 @@ extension EIS: XMLValue {
     public static let emergencyProfilePropertyKey = "urn:m2mrsp:EmergencyProfileAttribute"
 
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path)
-        let signedInfo: EUMSignedInfo = try r.required("EumSignedInfo")
-        let signature: XMLSignature = try r.required("EumSignature")
-        let remaining: Int = try r.required("RemainingMemory")
-        let available: Int = try r.required("AvailableMemoryForProfiles")
-        let audit: Timestamp? = try r.optional("LastAuditDate")
-        let smsr: OID = try r.required("Smsr-id")
-        var profiles: [ProfileInfo] = try r.repeated("ProfileInfo")
-        let isdR: SecurityDomain = try r.required("Isd-r")
-        var trail: [AuditTrailRecord]?
-        if let trailElement = try r.next("AuditTrail") {
-            var t = ChildReader(trailElement, path: "\(path)/AuditTrail")
-            trail = try t.repeated("Record")
-            try t.finish()
-        }
-        var properties = try r.optional("AdditionalProperties", as: PropertyList.self)?.properties
-        try r.finish()
-        guard remaining >= 0, available >= 0 else { throw SOAPError.invalid(path, "memory sizes are not negative") }
-        if let list = properties {
-            let emergency = Set(list.filter { $0.key == EIS.emergencyProfilePropertyKey }.map(\.value))
-            for index in profiles.indices where emergency.contains(profiles[index].iccid.text) {
-                profiles[index].emergencyProfileAttribute = true
+        self = try ChildReader.read(element, path: path) { (r) throws(SOAPError) in
+            let signedInfo: EUMSignedInfo = try r.required("EumSignedInfo")
+            let signature: XMLSignature = try r.required("EumSignature")
+            let remaining: Int = try r.required("RemainingMemory")
+            let available: Int = try r.required("AvailableMemoryForProfiles")
+            let audit: Timestamp? = try r.optional("LastAuditDate")
+            let smsr: OID = try r.required("Smsr-id")
+            var profiles: [ProfileInfo] = try r.repeated("ProfileInfo")
+            let isdR: SecurityDomain = try r.required("Isd-r")
+            var trail: [AuditTrailRecord]?
+            if let trailElement = try r.next("AuditTrail") {
+                trail = try ChildReader.read(trailElement, path: { "\(r.path)/AuditTrail" }) { (t) throws(SOAPError) in
+                    let records: [AuditTrailRecord] = try t.repeated("Record")
+                    try t.finish()
+                    return records
+                }
             }
-            let rest = list.filter { $0.key != EIS.emergencyProfilePropertyKey }
-            properties = rest.isEmpty ? nil : rest
+            var properties = try r.optional("AdditionalProperties", as: PropertyList.self)?.properties
+            try r.finish()
+            guard remaining >= 0, available >= 0 else { throw SOAPError.invalid(r.path, "memory sizes are not negative") }
+            if let list = properties {
+                // The emergency attribute travels as a property naming the Profile's ICCID.
+                var rest: [AdditionalProperty] = []
+                for property in list {
+                    guard property.key == EIS.emergencyProfilePropertyKey else {
+                        rest.append(property)
+                        continue
+                    }
+                    for index in profiles.indices where profiles[index].iccid.text == property.value {
+                        profiles[index].emergencyProfileAttribute = true
+                    }
+                }
+                properties = rest.isEmpty ? nil : rest
+            }
+            return Self(
+                eumSignedInfo: signedInfo, eumSignature: signature, remainingMemory: remaining,
+                availableMemoryForProfiles: available, lastAuditDate: audit, smsrID: smsr, profiles: profiles, isdR: isdR,
+                auditTrail: trail, additionalProperties: properties)
         }
-        self.init(
-            eumSignedInfo: signedInfo, eumSignature: signature, remainingMemory: remaining,
-            availableMemoryForProfiles: available, lastAuditDate: audit, smsrID: smsr, profiles: profiles, isdR: isdR,
-            auditTrail: trail, additionalProperties: properties)
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
@@ -454,11 +470,16 @@ extension EIS: XMLValue {
             w.each("rps:Record", trail)
             w.endElement()
         }
-        let emergency = profiles.filter(\.emergencyProfileAttribute).map {
-            AdditionalProperty(key: EIS.emergencyProfilePropertyKey, value: $0.iccid.text)
+        // Our properties, then one per emergency Profile (as PropertyList would write them).
+        let hasEmergency = profiles.contains { $0.emergencyProfileAttribute }
+        if !(additionalProperties ?? []).isEmpty || hasEmergency {
+            w.startElement("rps:AdditionalProperties")
+            w.each("rps:Property", additionalProperties ?? [])
+            for profile in profiles where profile.emergencyProfileAttribute {
+                w.element("rps:Property", AdditionalProperty(key: EIS.emergencyProfilePropertyKey, value: profile.iccid.text))
+            }
+            w.endElement()
         }
-        let properties = (additionalProperties ?? []) + emergency
-        if !properties.isEmpty { w.element("rps:AdditionalProperties", PropertyList(properties)) }
         w.endElement()
     }
 }

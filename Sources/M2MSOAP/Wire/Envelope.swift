@@ -40,7 +40,14 @@ public struct SGP02Envelope: Sendable {
 /// Reads and writes SGP.02 SOAP envelopes.
 public enum SOAPCodec {
     /// Known WS-Addressing header blocks (we process all of them; FaultTo is accepted and ignored).
-    private static let addressingHeaders: Set<String> = ["To", "From", "ReplyTo", "FaultTo", "RelatesTo", "MessageID", "Action"]
+    private enum AddressingHeaderKind: Int, Sendable {
+        case to, from, replyTo, faultTo, relatesTo, messageID, action
+    }
+
+    private static let addressingHeaders = UTF8Table<AddressingHeaderKind>([
+        ("To", .to), ("From", .from), ("ReplyTo", .replyTo), ("FaultTo", .faultTo), ("RelatesTo", .relatesTo),
+        ("MessageID", .messageID), ("Action", .action),
+    ])
 
     private static let messageTypes: [String: any SGP02Message.Type] = {
         var map: [String: any SGP02Message.Type] = [:]
@@ -55,9 +62,31 @@ public enum SOAPCodec {
         Dictionary(uniqueKeysWithValues: messageTypes.map { ($0.key.lowercased(), $0.value) })
     }()
 
+    /// What decoding needs about a message type, found from the body element's name bytes.
+    private struct BodyInfo: Sendable {
+        let type: any SGP02Message.Type
+        let descriptor: MessageDescriptor
+        /// The function's canonical Actions and what `ActionTable.resolve` answers for them.
+        let actions: [(uri: String, resolved: ResolvedAction)]
+    }
+
+    private static let bodyInfo = UTF8Table<BodyInfo>(messageTypes.map { name, type in
+        (name, BodyInfo(type: type, descriptor: type.descriptor,
+                        actions: ActionTable.canonicalActions(for: type.descriptor.function)))
+    })
+
     /// The message type whose body element has this local name (ASCII case-insensitive).
     public static func messageType(forElement name: String) -> (any SGP02Message.Type)? {
         messageTypes[name] ?? messageTypesLowercased[name.lowercased()]
+    }
+
+    /// The body info for an element name: exact bytes first, then any ASCII case.
+    private static func bodyInfo(for element: XMLElement) -> BodyInfo? {
+        if let info = element.withUnsafeLocalName({ bodyInfo.value(for: $0) }) {
+            return info
+        }
+        guard let type = messageType(forElement: element.localName) else { return nil }
+        return type.descriptor.elementName.withUTF8Bytes { bodyInfo.value(for: $0) }
     }
 
     // MARK: Decoding
@@ -65,7 +94,7 @@ public enum SOAPCodec {
     public static func decode(_ bytes: [UInt8], limits: XMLLimits = .default) throws(SOAPError) -> SGP02Envelope {
         let root: XMLElement
         do {
-            root = try XMLReader.parse(bytes, limits: limits)
+            root = try XMLReader.parse(bytes, limits: limits, knownNamespaces: Namespace.known)
         } catch {
             throw SOAPError.malformed(error)
         }
@@ -73,11 +102,11 @@ public enum SOAPCodec {
     }
 
     public static func decode(_ root: XMLElement) throws(SOAPError) -> SGP02Envelope {
-        guard root.name.localName == "Envelope" else {
-            throw SOAPError(code: .notAnEnvelope, detail: "the root element is \(root.name.localName), not a SOAP Envelope")
+        guard root.hasLocalName("Envelope") else {
+            throw SOAPError(code: .notAnEnvelope, detail: "the root element is \(root.localName), not a SOAP Envelope")
         }
-        guard root.name.namespace == Namespace.soapEnvelope else {
-            let which = root.name.namespace == Namespace.soap11Envelope ? "SOAP 1.1" : "namespace '\(root.name.namespace)'"
+        guard root.isInNamespace(Namespace.soapEnvelope) else {
+            let which = root.isInNamespace(Namespace.soap11Envelope) ? "SOAP 1.1" : "namespace '\(root.namespace)'"
             throw SOAPError(code: .versionMismatch,
                             detail: "\(which) envelope received; this endpoint speaks SOAP 1.2 (\(Namespace.soapEnvelope))",
                             status: .failed(.protocolVersion, .unsupported))
@@ -99,19 +128,21 @@ public enum SOAPCodec {
             throw SOAPError(code: .notAnEnvelope, path: "Envelope/Body",
                             detail: "the Body holds \(bodyChildren.count) elements; SGP.02 sends exactly one")
         }
-        if element.name == XMLName(Namespace.soapEnvelope, "Fault") {
+        if element.hasLocalName("Fault") && element.isInNamespace(Namespace.soapEnvelope) {
             return SGP02Envelope(header: header, body: .fault(try SOAPFault(xmlElement: element)))
         }
-        guard let type = messageType(forElement: element.name.localName) else {
-            throw SOAPError(code: .unknownMessage, path: element.name.localName,
-                            detail: "\(element.name.localName) is not an SGP.02 message",
-                            status: .failed(.function, .unsupported, identifier: element.name.localName))
+        guard let info = bodyInfo(for: element) else {
+            let name = element.localName
+            throw SOAPError(code: .unknownMessage, path: name,
+                            detail: "\(name) is not an SGP.02 message",
+                            status: .failed(.function, .unsupported, identifier: name))
         }
-        let descriptor = type.descriptor
-        guard element.name.namespace == Namespace.rps else {
-            var error = SOAPError(code: .wrongNamespace, path: element.name.localName,
-                                  detail: "\(element.name.localName) is in namespace '\(element.name.namespace)', expected '\(Namespace.rps)'",
-                                  status: .failed(.protocolVersion, .unsupported, identifier: element.name.namespace))
+        let descriptor = info.descriptor
+        guard element.isInNamespace(Namespace.rps) else {
+            let name = element.localName
+            var error = SOAPError(code: .wrongNamespace, path: name,
+                                  detail: "\(name) is in namespace '\(element.namespace)', expected '\(Namespace.rps)'",
+                                  status: .failed(.protocolVersion, .unsupported, identifier: element.namespace))
             error.function = descriptor.function
             throw error
         }
@@ -121,13 +152,14 @@ public enum SOAPCodec {
             error.function = descriptor.function
             throw error
         }
-        guard header.messageID != nil else {
+        guard case .some = header.messageID else {
             var error = SOAPError(code: .missingAddressingHeader, path: "wsa:MessageID", detail: "wsa:MessageID is missing",
                                   status: .failed(.protocolFormat, .mandatoryElementMissing, identifier: "wsa:MessageID"))
             error.function = descriptor.function
             throw error
         }
-        guard let resolved = ActionTable.resolve(action) else {
+        // The usual case: the Action is one of the function's canonical URIs.
+        guard let resolved = info.actions.first(where: { $0.uri == action })?.resolved ?? ActionTable.resolve(action) else {
             var error = SOAPError(code: .unknownAction, path: "wsa:Action", detail: "unknown Action \(action)",
                                   status: .failed(.function, .unsupported, identifier: action))
             error.function = descriptor.function
@@ -141,7 +173,7 @@ public enum SOAPCodec {
             throw error
         }
         do {
-            return SGP02Envelope(header: header, body: .message(try type.init(xmlElement: element)))
+            return SGP02Envelope(header: header, body: .message(try info.type.init(xmlElement: element)))
         } catch {
             var error = error
             error.function = descriptor.function
@@ -161,65 +193,67 @@ public enum SOAPCodec {
     private static func readHeader(_ element: XMLElement?) throws(SOAPError) -> AddressingHeader {
         var header = AddressingHeader()
         guard let element else { return header }
-        var seen: Set<String> = []
+        var seen = 0
         for block in element.children {
-            let mustUnderstand = block.attribute(XMLName(Namespace.soapEnvelope, "mustUnderstand"))
-            let isAddressing = block.name.namespace == Namespace.addressing && addressingHeaders.contains(block.name.localName)
-            guard isAddressing else {
+            let kind = block.isInNamespace(Namespace.addressing)
+                ? block.withUnsafeLocalName { addressingHeaders.value(for: $0) } : nil
+            guard let kind else {
+                let mustUnderstand = block.attribute(XMLName(Namespace.soapEnvelope, "mustUnderstand"))
                 if mustUnderstand == "true" || mustUnderstand == "1" {
+                    let name = block.name
                     var error = SOAPError(
-                        code: .mustUnderstand, path: block.name.localName,
-                        detail: "header {\(block.name.namespace)}\(block.name.localName) is marked mustUnderstand and is not understood",
-                        status: .failed(.protocol, .unsupported, identifier: block.name.localName))
-                    error.notUnderstood = block.name
+                        code: .mustUnderstand, path: name.localName,
+                        detail: "header {\(name.namespace)}\(name.localName) is marked mustUnderstand and is not understood",
+                        status: .failed(.protocol, .unsupported, identifier: name.localName))
+                    error.notUnderstood = name
                     throw error
                 }
                 continue
             }
-            let name = block.name.localName
-            guard seen.insert(name).inserted else {
+            guard seen & (1 << kind.rawValue) == 0 else {
+                let name = block.localName
                 throw SOAPError(code: .invalidAddressingHeader, path: "wsa:\(name)", detail: "wsa:\(name) appears twice")
             }
-            switch name {
-            case "To": header.to = try EndpointAddress(uri: collapsed(block.text))
-            case "From": header.from = try endpoint(block)
-            case "ReplyTo": header.replyTo = try endpoint(block)
-            case "RelatesTo": header.relatesTo = collapsed(block.text)
-            case "MessageID": header.messageID = try MessageID(uri: collapsed(block.text))
-            case "Action": header.action = collapsed(block.text)
-            default: break
+            seen |= 1 << kind.rawValue
+            switch kind {
+            case .to: header.to = try block.withUnsafeText { (text) throws(SOAPError) in try EndpointAddress(uri: collapsed(text)) }
+            case .from: header.from = try endpoint(block)
+            case .replyTo: header.replyTo = try endpoint(block)
+            case .relatesTo: header.relatesTo = block.withUnsafeText { String(decoding: collapsed($0), as: UTF8.self) }
+            case .messageID: header.messageID = try block.withUnsafeText { (text) throws(SOAPError) in try MessageID(uri: collapsed(text)) }
+            case .action: header.action = block.withUnsafeText { String(decoding: collapsed($0), as: UTF8.self) }
+            case .faultTo: break
             }
         }
         return header
     }
 
     private static func endpoint(_ block: XMLElement) throws(SOAPError) -> EndpointAddress {
-        guard let address = block.children.first(where: { $0.name == XMLName(Namespace.addressing, "Address") }) else {
-            throw SOAPError(code: .invalidAddressingHeader, path: "wsa:\(block.name.localName)/wsa:Address",
-                            detail: "wsa:\(block.name.localName) has no wsa:Address")
+        guard let address = block.children.first(where: { $0.hasLocalName("Address") && $0.isInNamespace(Namespace.addressing) }) else {
+            let name = block.localName
+            throw SOAPError(code: .invalidAddressingHeader, path: "wsa:\(name)/wsa:Address",
+                            detail: "wsa:\(name) has no wsa:Address")
         }
-        return try EndpointAddress(uri: collapsed(address.text))
+        return try address.withUnsafeText { (text) throws(SOAPError) in try EndpointAddress(uri: collapsed(text)) }
     }
 
     // MARK: Encoding
 
     /// Writes an envelope. `indent` 2 gives the readable form of the golden files; 0 the compact form.
     public static func encode(_ envelope: SGP02Envelope, indent: Int = 2) -> [UInt8] {
-        var w = XMLWriter(declaration: true, indent: indent)
-        w.startElement("env:Envelope", attributes: [
-            ("xmlns:env", Namespace.soapEnvelope), ("xmlns:wsa", Namespace.addressing), ("xmlns:rps", Namespace.rps),
-        ])
-        let h = envelope.header
-        let hasHeader = h.to != nil || h.from != nil || h.replyTo != nil || h.relatesTo != nil || h.messageID != nil
-            || h.action != nil
+        var w = XMLWriter(declaration: true, indent: indent, capacity: 2048)
+        w.startElement("env:Envelope")
+        w.attribute("xmlns:env", Namespace.soapEnvelope)
+        w.attribute("xmlns:wsa", Namespace.addressing)
+        w.attribute("xmlns:rps", Namespace.rps)
         if case .fault(let fault) = envelope.body, fault.code == .versionMismatch || fault.notUnderstood != nil {
             w.startElement("env:Header")
             writeFaultHeaders(fault, to: &w)
-            writeAddressing(h, to: &w)
+            writeAddressing(envelope.header, to: &w)
             w.endElement()
-        } else if hasHeader {
+        } else if hasAddressing(envelope.header) {
             w.startElement("env:Header")
-            writeAddressing(h, to: &w)
+            writeAddressing(envelope.header, to: &w)
             w.endElement()
         }
         w.startElement("env:Body")
@@ -232,32 +266,64 @@ public enum SOAPCodec {
         return w.bytes
     }
 
-    private static func writeAddressing(_ h: AddressingHeader, to w: inout XMLWriter) {
-        if let to = h.to { w.leaf("wsa:To", to.uri, attributes: [("env:mustUnderstand", "true")]) }
-        if let from = h.from {
+    /// Whether any addressing header is set (tested in place: copying the header would retain all its strings).
+    private static func hasAddressing(_ h: borrowing AddressingHeader) -> Bool {
+        if case .some = h.to { return true }
+        if case .some = h.from { return true }
+        if case .some = h.replyTo { return true }
+        if case .some = h.relatesTo { return true }
+        if case .some = h.messageID { return true }
+        if case .some = h.action { return true }
+        return false
+    }
+
+    private static func writeAddressing(_ h: borrowing AddressingHeader, to w: inout XMLWriter) {
+        if case .some = h.to {
+            w.startElement("wsa:To")
+            w.attribute("env:mustUnderstand", "true")
+            h.to?.write(to: &w)
+            w.endElement()
+        }
+        if case .some = h.from {
             w.startElement("wsa:From")
-            w.leaf("wsa:Address", from.uri)
+            w.startElement("wsa:Address")
+            h.from?.write(to: &w)
+            w.endElement()
             w.endElement()
         }
-        if let replyTo = h.replyTo {
+        if case .some = h.replyTo {
             w.startElement("wsa:ReplyTo")
-            w.leaf("wsa:Address", replyTo.uri)
+            w.startElement("wsa:Address")
+            h.replyTo?.write(to: &w)
+            w.endElement()
             w.endElement()
         }
-        if let relatesTo = h.relatesTo { w.leaf("wsa:RelatesTo", relatesTo) }
-        if let messageID = h.messageID { w.leaf("wsa:MessageID", messageID.uri) }
-        if let action = h.action { w.leaf("wsa:Action", action, attributes: [("env:mustUnderstand", "true")]) }
+        if case .some = h.relatesTo { w.leaf("wsa:RelatesTo", h.relatesTo ?? "") }
+        if case .some = h.messageID {
+            w.startElement("wsa:MessageID")
+            h.messageID?.write(to: &w)
+            w.endElement()
+        }
+        if case .some = h.action {
+            w.startElement("wsa:Action")
+            w.attribute("env:mustUnderstand", "true")
+            w.text(h.action ?? "")
+            w.endElement()
+        }
     }
 
     private static func writeFaultHeaders(_ fault: SOAPFault, to w: inout XMLWriter) {
         if fault.code == .versionMismatch {
             w.startElement("env:Upgrade")
-            w.startElement("env:SupportedEnvelope", attributes: [("qname", "env:Envelope")])
+            w.startElement("env:SupportedEnvelope")
+            w.attribute("qname", "env:Envelope")
             w.endElement()
             w.endElement()
         }
         if let header = fault.notUnderstood {
-            w.startElement("env:NotUnderstood", attributes: [("qname", "nu:\(header.localName)"), ("xmlns:nu", header.namespace)])
+            w.startElement("env:NotUnderstood")
+            w.attribute("qname", "nu:\(header.localName)")
+            w.attribute("xmlns:nu", header.namespace)
             w.endElement()
         }
     }

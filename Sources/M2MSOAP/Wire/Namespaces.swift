@@ -16,6 +16,9 @@ public enum Namespace {
     /// The `xml` prefix's namespace (xml:lang on fault reasons).
     public static let xml = "http://www.w3.org/XML/1998/namespace"
 
+    /// The URIs decoding compares against, shared with parsed documents (`XMLReader.parse(_:limits:knownNamespaces:)`).
+    public static let known: [String] = [soapEnvelope, addressing, rps, xmldsig, soap11Envelope]
+
     /// Prefixes written on output.
     public static let preferredPrefixes: [String: String] = [
         soapEnvelope: "env", addressing: "wsa", rps: "rps", xmldsig: "ds",

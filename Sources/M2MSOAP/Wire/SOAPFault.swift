@@ -65,7 +65,10 @@ public struct SOAPFault: Error, Sendable, Hashable, Codable, CustomStringConvert
         }
         w.endElement()
         w.startElement("env:Reason")
-        w.leaf("env:Text", reason, attributes: [("xml:lang", "en")])
+        w.startElement("env:Text")
+        w.attribute("xml:lang", "en")
+        w.text(reason)
+        w.endElement()
         w.endElement()
         if let status {
             w.startElement("env:Detail")

@@ -8,56 +8,71 @@ public import M2MXML
 
 extension XMLSignature: XMLValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        let path = path()
-        var r = ChildReader(element, path: path, namespace: Namespace.xmldsig)
-        guard let signedInfo = try r.next("SignedInfo") else { throw SOAPError.missing("\(path)/ds:SignedInfo") }
-        var s = ChildReader(signedInfo, path: "\(path)/SignedInfo", namespace: Namespace.xmldsig)
-        let c14n = try XMLSignature.algorithm(try s.next("CanonicalizationMethod"), "\(path)/SignedInfo/CanonicalizationMethod")
-        let method = try XMLSignature.algorithm(try s.next("SignatureMethod"), "\(path)/SignedInfo/SignatureMethod")
-        var references: [Reference] = []
-        while let reference = try s.next("Reference") {
-            references.append(try XMLSignature.reference(reference, path: "\(path)/SignedInfo/Reference"))
-        }
-        guard !references.isEmpty else { throw SOAPError.missing("\(path)/SignedInfo/Reference") }
-        try s.finish()
-        guard let valueElement = try r.next("SignatureValue") else { throw SOAPError.missing("\(path)/SignatureValue") }
-        let value = try Base64Binary(xmlElement: valueElement, path: "\(path)/SignatureValue")
-        var keyName: String?
-        var certificates: [Base64Binary] = []
-        if let keyInfo = try r.next("KeyInfo") {
-            var k = ChildReader(keyInfo, path: "\(path)/KeyInfo", namespace: Namespace.xmldsig)
-            if let name = try k.next("KeyName") { keyName = name.text }
-            while let data = try k.next("X509Data") {
-                var x = ChildReader(data, path: "\(path)/KeyInfo/X509Data", namespace: Namespace.xmldsig)
-                certificates += try x.repeated("X509Certificate", min: 1)
-                try x.finish()
+        self = try ChildReader.read(element, path: path, namespace: Namespace.xmldsig) { (r) throws(SOAPError) in
+            guard let signedInfo = try r.next("SignedInfo") else { throw SOAPError.missing("\(r.path)/ds:SignedInfo") }
+            let (c14n, method, references) = try ChildReader.read(
+                signedInfo, path: { "\(r.path)/SignedInfo" }, namespace: Namespace.xmldsig
+            ) { (s) throws(SOAPError) in
+                let c14n = try XMLSignature.algorithm(try s.next("CanonicalizationMethod"), "\(s.path)/CanonicalizationMethod")
+                let method = try XMLSignature.algorithm(try s.next("SignatureMethod"), "\(s.path)/SignatureMethod")
+                var references: [Reference] = []
+                while let reference = try s.next("Reference") {
+                    references.append(try XMLSignature.reference(reference, path: "\(s.path)/Reference"))
+                }
+                guard !references.isEmpty else { throw SOAPError.missing("\(s.path)/Reference") }
+                try s.finish()
+                return (c14n, method, references)
             }
-            try k.finish()
+            guard let valueElement = try r.next("SignatureValue") else { throw SOAPError.missing("\(r.path)/SignatureValue") }
+            let value = try Base64Binary(xmlElement: valueElement, path: "\(r.path)/SignatureValue")
+            var keyName: String?
+            var certificates: [Base64Binary] = []
+            if let keyInfo = try r.next("KeyInfo") {
+                try ChildReader.read(keyInfo, path: { "\(r.path)/KeyInfo" }, namespace: Namespace.xmldsig) { (k) throws(SOAPError) in
+                    if let name = try k.next("KeyName") { keyName = name.text }
+                    while let data = try k.next("X509Data") {
+                        certificates += try ChildReader.read(
+                            data, path: { "\(k.path)/X509Data" }, namespace: Namespace.xmldsig
+                        ) { (x) throws(SOAPError) in
+                            let certificates: [Base64Binary] = try x.repeated("X509Certificate", min: 1)
+                            try x.finish()
+                            return certificates
+                        }
+                    }
+                    try k.finish()
+                }
+            }
+            try r.finish()
+            return XMLSignature(
+                canonicalizationMethod: c14n, signatureMethod: method, references: references, signatureValue: value,
+                keyName: keyName, x509Certificates: certificates)
         }
-        try r.finish()
-        self.init(
-            canonicalizationMethod: c14n, signatureMethod: method, references: references, signatureValue: value,
-            keyName: keyName, x509Certificates: certificates)
     }
 
     public func write(_ qname: String, to w: inout XMLWriter) {
-        w.startElement(qname, attributes: [("xmlns:ds", Namespace.xmldsig)])
+        w.startElement(qname)
+        w.attribute("xmlns:ds", Namespace.xmldsig)
         w.startElement("ds:SignedInfo")
-        w.startElement("ds:CanonicalizationMethod", attributes: [("Algorithm", canonicalizationMethod)])
+        w.startElement("ds:CanonicalizationMethod")
+        w.attribute("Algorithm", canonicalizationMethod)
         w.endElement()
-        w.startElement("ds:SignatureMethod", attributes: [("Algorithm", signatureMethod)])
+        w.startElement("ds:SignatureMethod")
+        w.attribute("Algorithm", signatureMethod)
         w.endElement()
         for reference in references {
-            w.startElement("ds:Reference", attributes: reference.uri.map { [("URI", $0)] } ?? [])
+            w.startElement("ds:Reference")
+            if let uri = reference.uri { w.attribute("URI", uri) }
             if !reference.transforms.isEmpty {
                 w.startElement("ds:Transforms")
                 for transform in reference.transforms {
-                    w.startElement("ds:Transform", attributes: [("Algorithm", transform)])
+                    w.startElement("ds:Transform")
+                    w.attribute("Algorithm", transform)
                     w.endElement()
                 }
                 w.endElement()
             }
-            w.startElement("ds:DigestMethod", attributes: [("Algorithm", reference.digestMethod)])
+            w.startElement("ds:DigestMethod")
+            w.attribute("Algorithm", reference.digestMethod)
             w.endElement()
             w.element("ds:DigestValue", reference.digestValue)
             w.endElement()
@@ -77,27 +92,34 @@ extension XMLSignature: XMLValue {
         w.endElement()
     }
 
-    private static func algorithm(_ element: XMLElement?, _ path: String) throws(SOAPError) -> String {
-        guard let element else { throw SOAPError.missing(path) }
-        let value = try element.requiredAttribute("Algorithm", path: path)
-        try ChildReader(element, path: path, namespace: Namespace.xmldsig).finish()
-        return value
+    private static func algorithm(_ element: XMLElement?, _ path: @autoclosure () -> String) throws(SOAPError) -> String {
+        guard let element else { throw SOAPError.missing(path()) }
+        return try ChildReader.read(element, path: path, namespace: Namespace.xmldsig) { (r) throws(SOAPError) in
+            let value = try element.requiredAttribute("Algorithm", path: r.path)
+            try r.finish()
+            return value
+        }
     }
 
-    private static func reference(_ element: XMLElement, path: String) throws(SOAPError) -> Reference {
-        var r = ChildReader(element, path: path, namespace: Namespace.xmldsig)
-        var transforms: [String] = []
-        if let list = try r.next("Transforms") {
-            var t = ChildReader(list, path: "\(path)/Transforms", namespace: Namespace.xmldsig)
-            while let transform = try t.next("Transform") {
-                transforms.append(try transform.requiredAttribute("Algorithm", path: "\(path)/Transforms/Transform"))
+    private static func reference(_ element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) -> Reference {
+        try ChildReader.read(element, path: path, namespace: Namespace.xmldsig) { (r) throws(SOAPError) in
+            var transforms: [String] = []
+            if let list = try r.next("Transforms") {
+                transforms = try ChildReader.read(list, path: { "\(r.path)/Transforms" }, namespace: Namespace.xmldsig) {
+                    (t) throws(SOAPError) in
+                    var transforms: [String] = []
+                    while let transform = try t.next("Transform") {
+                        transforms.append(try transform.requiredAttribute("Algorithm", path: "\(t.path)/Transform"))
+                    }
+                    guard !transforms.isEmpty else { throw SOAPError.missing("\(t.path)/Transform") }
+                    try t.finish()
+                    return transforms
+                }
             }
-            guard !transforms.isEmpty else { throw SOAPError.missing("\(path)/Transforms/Transform") }
-            try t.finish()
+            let digestMethod = try algorithm(try r.next("DigestMethod"), "\(r.path)/DigestMethod")
+            let digest: Base64Binary = try r.required("DigestValue")
+            try r.finish()
+            return Reference(uri: element.attribute("URI"), transforms: transforms, digestMethod: digestMethod, digestValue: digest)
         }
-        let digestMethod = try algorithm(try r.next("DigestMethod"), "\(path)/DigestMethod")
-        let digest: Base64Binary = try r.required("DigestValue")
-        try r.finish()
-        return Reference(uri: element.attribute("URI"), transforms: transforms, digestMethod: digestMethod, digestValue: digest)
     }
 }

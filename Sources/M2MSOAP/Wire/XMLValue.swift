@@ -23,10 +23,7 @@ public protocol XMLTextValue: XMLValue {
 
 extension XMLTextValue {
     public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
-        guard element.children.isEmpty else {
-            throw SOAPError.invalid(path(), "\(element.name.localName) must have text content, not child elements")
-        }
-        try self.init(xmlText: element.text, path: path())
+        try self.init(xmlText: element.textForValue(path: path()), path: path())
     }
 
     public func write(_ qname: String, to writer: inout XMLWriter) {
@@ -49,8 +46,59 @@ func collapsed(_ text: String) -> String {
 @inline(__always)
 func isXMLSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
 
+/// `collapsed` on UTF-8 bytes: the bytes without leading and trailing XML whitespace.
+@inline(__always)
+func collapsed(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+    var start = 0
+    var end = bytes.count
+    while start < end && isXMLSpace(bytes[start]) { start += 1 }
+    while end > start && isXMLSpace(bytes[end - 1]) { end -= 1 }
+    return start == 0 && end == bytes.count ? bytes : UnsafeBufferPointer(rebasing: bytes[start..<end])
+}
+
+/// Whether `bytes` are exactly the ASCII `literal`.
+@inline(__always)
+func equalsASCII(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+    guard bytes.count == literal.utf8CodeUnitCount else { return false }
+    let expected = literal.utf8Start
+    for index in 0..<bytes.count where bytes[index] != expected[index] {
+        return false
+    }
+    return true
+}
+
+extension XMLElement {
+    /// The text of a leaf element holding a simple value; an error when it has child elements.
+    @inline(__always)
+    func textForValue(path: @autoclosure () -> String) throws(SOAPError) -> String {
+        guard isLeaf else {
+            throw SOAPError.invalid(path(), "\(localName) must have text content, not child elements")
+        }
+        return text
+    }
+
+    /// Calls `body` with the (collapsed) text bytes of a leaf element; an error when it has child elements.
+    @inline(__always)
+    func withCollapsedText<R>(path: @autoclosure () -> String, _ body: (UnsafeBufferPointer<UInt8>) -> R) throws(SOAPError) -> R {
+        guard isLeaf else {
+            throw SOAPError.invalid(path(), "\(localName) must have text content, not child elements")
+        }
+        return withUnsafeText { body(collapsed($0)) }
+    }
+}
+
 /// M2MCore's validated identifiers are text values with their own validation.
 extension XMLTextValue where Self: TextRepresentable {
+    public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
+        // Collapsing the bytes first makes the `String` once, already collapsed.
+        let text = try element.withCollapsedText(path: path()) { String(decoding: $0, as: UTF8.self) }
+        do {
+            try self.init(text: text)
+        } catch {
+            throw SOAPError.invalid(path(), error)
+        }
+    }
+
     public init(xmlText: String, path: @autoclosure () -> String) throws(SOAPError) {
         do {
             try self.init(text: collapsed(xmlText))
@@ -64,16 +112,92 @@ extension XMLTextValue where Self: TextRepresentable {
 
 extension EID: XMLTextValue {}
 extension ICCID: XMLTextValue {}
-extension AID: XMLTextValue {}
-extension TAR: XMLTextValue {}
 extension OID: XMLTextValue {}
 extension IMSI: XMLTextValue {}
 extension MSISDN: XMLTextValue {}
-extension HexBinary: XMLTextValue {}
-extension Base64Binary: XMLTextValue {}
-extension Timestamp: XMLTextValue {}
 extension ThreeDigitVersion: XMLTextValue {}
 extension String100: XMLTextValue {}
+
+// Values kept as bytes or numbers are read from the text bytes and written without building a `String`. Only
+// valid text takes the fast path; anything else goes through `init(text:)`, which gives the usual error.
+
+extension AID: XMLTextValue {
+    public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
+        if let bytes = try element.withCollapsedText(path: path(), { Hex.decode(utf8: $0) }) {
+            do { try self.init(bytes: bytes) } catch { throw SOAPError.invalid(path(), error) }
+            return
+        }
+        try self.init(xmlText: element.text, path: path())
+    }
+
+    public func write(_ qname: String, to writer: inout XMLWriter) {
+        writer.hexLeaf(qname, bytes)
+    }
+}
+
+extension TAR: XMLTextValue {
+    public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
+        if let bytes = try element.withCollapsedText(path: path(), { Hex.decode(utf8: $0) }) {
+            do { try self.init(bytes: bytes) } catch { throw SOAPError.invalid(path(), error) }
+            return
+        }
+        try self.init(xmlText: element.text, path: path())
+    }
+
+    public func write(_ qname: String, to writer: inout XMLWriter) {
+        writer.hexLeaf(qname, bytes)
+    }
+}
+
+extension HexBinary: XMLTextValue {
+    public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
+        if let bytes = try element.withCollapsedText(path: path(), { Hex.decode(utf8: $0) }) {
+            self.init(bytes)
+            return
+        }
+        try self.init(xmlText: element.text, path: path())
+    }
+
+    public func write(_ qname: String, to writer: inout XMLWriter) {
+        writer.hexLeaf(qname, bytes)
+    }
+}
+
+extension Timestamp: XMLTextValue {
+    public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
+        if let value = try element.withCollapsedText(path: path(), { Timestamp(utf8: $0) }) {
+            self = value
+            return
+        }
+        try self.init(xmlText: element.text, path: path())
+    }
+
+    public func write(_ qname: String, to writer: inout XMLWriter) {
+        withUTF8Text { writer.leaf(qname, utf8: $0) }
+    }
+}
+
+extension Base64Binary: XMLTextValue {
+    public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
+        if let bytes = try element.withCollapsedText(path: path(), { Base64Text.decode($0) }) {
+            self.init(bytes)
+            return
+        }
+        try self.init(xmlText: element.text, path: path())
+    }
+
+    public func write(_ qname: String, to writer: inout XMLWriter) {
+        Base64Text.withEncoded(bytes) { writer.leaf(qname, utf8: $0) }
+    }
+}
+
+extension XMLWriter {
+    /// A leaf element whose text is `bytes` in upper-case hex.
+    @inline(__always)
+    mutating func hexLeaf(_ qname: String, _ bytes: [UInt8]) {
+        Hex.withEncoded(bytes) { leaf(qname, utf8: $0) }
+    }
+}
 
 /// Schema enumerations map through their raw values.
 extension XMLTextValue where Self: RawRepresentable, RawValue == String {
@@ -121,6 +245,36 @@ extension String: XMLTextValue {
 
 /// xs:integer and its restrictions (positiveInteger, nonNegativeInteger, byte …).
 extension Int: XMLTextValue {
+    public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
+        // Fast path: up to 18 digits with an optional sign need no String; anything else takes `init(xmlText:)`.
+        if element.isLeaf, let value = element.withUnsafeText({ Int.parseShortDecimal(collapsed($0)) }) {
+            self = value
+            return
+        }
+        try self.init(xmlText: element.textForValue(path: path()), path: path())
+    }
+
+    /// `[+-]?[0-9]{1,18}`, or nil.
+    @inline(__always)
+    static func parseShortDecimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var index = 0
+        var negative = false
+        if let first = bytes.first, first == 0x2B || first == 0x2D {
+            negative = first == 0x2D
+            index = 1
+        }
+        let digits = bytes.count - index
+        guard digits > 0 && digits <= 18 else { return nil }
+        var value = 0
+        while index < bytes.count {
+            let digit = bytes[index] &- 0x30
+            guard digit < 10 else { return nil }
+            value = value &* 10 &+ Int(digit)
+            index &+= 1
+        }
+        return negative ? -value : value
+    }
+
     public init(xmlText: String, path: @autoclosure () -> String) throws(SOAPError) {
         var text = collapsed(xmlText)
         if text.hasPrefix("+") { text.removeFirst() }
@@ -132,6 +286,20 @@ extension Int: XMLTextValue {
 
 /// xs:boolean: true/false/1/0 in, true/false out.
 extension Bool: XMLTextValue {
+    public init(xmlElement element: XMLElement, path: @autoclosure () -> String) throws(SOAPError) {
+        let value: Bool? = element.isLeaf ? element.withUnsafeText { text in
+            let text = collapsed(text)
+            if equalsASCII(text, "true") || equalsASCII(text, "1") { return true }
+            if equalsASCII(text, "false") || equalsASCII(text, "0") { return false }
+            return nil
+        } : nil
+        if let value {
+            self = value
+            return
+        }
+        try self.init(xmlText: element.textForValue(path: path()), path: path())
+    }
+
     public init(xmlText: String, path: @autoclosure () -> String) throws(SOAPError) {
         switch collapsed(xmlText) {
         case "true", "1": self = true
@@ -147,25 +315,60 @@ extension Bool: XMLTextValue {
 /// Reads the child elements of one element in schema order.
 public struct ChildReader {
     public let element: XMLElement
-    public let path: String
     public let namespace: String
+    private let children: XMLElement.Children
     private var index = 0
+    private let pathSource: PathSource
+
+    /// Where the reader's path comes from: given, or rendered from the caller's path only when an error needs it.
+    private enum PathSource {
+        case text(String)
+        case deferred(() -> String)
+    }
+
+    /// The element's path, for error messages (`ES1-RegisterEISRequest/Eis/EumSignedInfo`).
+    public var path: String {
+        switch pathSource {
+        case .text(let text): text
+        case .deferred(let render): render()
+        }
+    }
 
     public init(_ element: XMLElement, path: String, namespace: String = Namespace.rps) {
         self.element = element
-        self.path = path
+        self.pathSource = .text(path)
         self.namespace = namespace
+        self.children = element.children
+    }
+
+    private init(_ element: XMLElement, deferredPath: @escaping () -> String, namespace: String) {
+        self.element = element
+        self.pathSource = .deferred(deferredPath)
+        self.namespace = namespace
+        self.children = element.children
+    }
+
+    /// Reads the children of `element` with `body`. `path` is only called if an error message needs it, so
+    /// nested values (whose paths grow with each level) cost nothing to name until something is wrong.
+    public static func read<T>(
+        _ element: XMLElement, path: () -> String, namespace: String = Namespace.rps,
+        _ body: (inout ChildReader) throws(SOAPError) -> T
+    ) throws(SOAPError) -> T {
+        try withoutActuallyEscaping(path) { (path) throws(SOAPError) -> T in
+            var reader = ChildReader(element, deferredPath: path, namespace: namespace)
+            return try body(&reader)
+        }
     }
 
     /// The next child if its local name is `name` (ASCII case-insensitive); it must be in our namespace.
     public mutating func next(_ name: String) throws(SOAPError) -> XMLElement? {
-        guard index < element.children.count else { return nil }
-        let child = element.children[index]
-        guard ChildReader.sameName(child.name.localName, name) else { return nil }
-        guard child.name.namespace == namespace else {
+        guard index < children.count else { return nil }
+        let child = children[index]
+        guard child.hasLocalName(name, ignoringASCIICase: true) else { return nil }
+        guard child.isInNamespace(namespace) else {
             throw SOAPError(
                 code: .wrongNamespace, path: "\(path)/\(name)",
-                detail: "\(name) is in namespace '\(child.name.namespace)', expected '\(namespace)'",
+                detail: "\(name) is in namespace '\(child.namespace)', expected '\(namespace)'",
                 status: .failed(.protocolFormat, .invalid, identifier: name, message: "wrong namespace"))
         }
         index += 1
@@ -198,20 +401,9 @@ public struct ChildReader {
 
     /// Every child must have been read.
     public func finish() throws(SOAPError) {
-        guard index < element.children.count else { return }
-        let extra = element.children[index]
-        throw SOAPError.unexpected("\(path)/\(extra.name.localName)", found: extra.name)
-    }
-
-    @inline(__always)
-    static func sameName(_ a: String, _ b: String) -> Bool {
-        if a == b { return true }
-        let x = a.utf8, y = b.utf8
-        guard x.count == y.count else { return false }
-        for (p, q) in zip(x, y) where p != q {
-            guard p | 0x20 == q | 0x20, (p | 0x20) >= 0x61, (p | 0x20) <= 0x7A else { return false }
-        }
-        return true
+        guard index < children.count else { return }
+        let extra = children[index]
+        throw SOAPError.unexpected("\(path)/\(extra.localName)", found: extra.name)
     }
 }
 
@@ -236,10 +428,10 @@ extension XMLWriter {
 
 /// Attribute helper for complex types that carry attributes.
 extension XMLElement {
-    func requiredAttribute(_ name: String, path: String) throws(SOAPError) -> String {
+    func requiredAttribute(_ name: String, path: @autoclosure () -> String) throws(SOAPError) -> String {
         guard let value = attribute(name) else {
             throw SOAPError(
-                code: .missingElement, path: "\(path)/@\(name)", detail: "mandatory attribute \(name) is missing",
+                code: .missingElement, path: "\(path())/@\(name)", detail: "mandatory attribute \(name) is missing",
                 status: .failed(.protocolFormat, .mandatoryElementMissing, identifier: name))
         }
         return value
@@ -261,9 +453,9 @@ extension ChildReader {
         return value
     }
 
-    static func check(_ value: Int, min: Int?, max: Int?, path: String) throws(SOAPError) {
-        if let min, value < min { throw SOAPError.invalid(path, "\(value) is below the minimum \(min)") }
-        if let max, value > max { throw SOAPError.invalid(path, "\(value) is above the maximum \(max)") }
+    static func check(_ value: Int, min: Int?, max: Int?, path: @autoclosure () -> String) throws(SOAPError) {
+        if let min, value < min { throw SOAPError.invalid(path(), "\(value) is below the minimum \(min)") }
+        if let max, value > max { throw SOAPError.invalid(path(), "\(value) is above the maximum \(max)") }
     }
 }
 
