@@ -15,10 +15,12 @@ build: bootstrap
 release: bootstrap
 	$(SWIFT) build -c release --product m2mrsp
 
-# The whole suite: generated code up to date, then every Swift test (xmllint schema checks included).
+# The whole suite: generated code up to date, every Swift test (xmllint and openssl checks included),
+# then the Lua policy bundles' own tests through the same sandbox as production.
 test: bootstrap check-generated
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(SWIFT) run --skip-build m2mrsp policy test plugins policies
 
 # Regenerate message types, Action tables, v4 XSD and golden files from scripts/messages.py.
 generate:
@@ -41,6 +43,9 @@ demo: release
 
 bench: release
 	.build/release/m2mrsp bench soap
+	.build/release/m2mrsp bench crypto
+	.build/release/m2mrsp bench policy
+	.build/release/m2mrsp bench emulator
 
 clean:
 	rm -rf .build
