@@ -41,15 +41,49 @@ public struct ISDP: Sendable, Hashable, Codable {
     public var allocatedMemory: Int
     /// SHA-256 of the installed profile package.
     public var profileDigest: [UInt8]?
-    /// The SCP03 key set (after key establishment) as key bytes, and its sequence counter.
+    /// Connectivity parameters last set over SCP03 (ES8.UpdateConnectivityParameters, DGI 3A07 value).
+    public var connectivityParameters: [UInt8]?
+    /// The SCP03 key set (after key establishment) as key bytes K-ENC ‖ K-MAC ‖ K-DEK, and its sequence counter.
     var scp03: [UInt8]?
     var scp03KeyVersion: UInt8 = 0x30
-    var sequenceCounter: UInt32 = 0
+    /// The 3-byte SCP03 sequence counter (incremented by every INITIALIZE UPDATE, SCP03 or SCP03t).
+    public internal(set) var sequenceCounter: UInt32 = 0
 
-    var keys: SCP03Keys? {
-        guard let scp03, scp03.count == 48 else { return nil }
-        return SCP03Keys(keyVersion: scp03KeyVersion, enc: SecureBytes(scp03[0..<16]), mac: SecureBytes(scp03[16..<32]),
-                         dek: SecureBytes(scp03[32..<48]))
+    public init(
+        aid: AID, lifeCycle: ISDPLifeCycle, iccid: ICCID? = nil, profileType: String? = nil, pol1: POL1 = [], fallBack: Bool = false,
+        emergency: Bool = false, allocatedMemory: Int, profileDigest: [UInt8]? = nil, connectivityParameters: [UInt8]? = nil
+    ) {
+        self.aid = aid
+        self.lifeCycle = lifeCycle
+        self.iccid = iccid
+        self.profileType = profileType
+        self.pol1 = pol1
+        self.fallBack = fallBack
+        self.emergency = emergency
+        self.allocatedMemory = allocatedMemory
+        self.profileDigest = profileDigest
+        self.connectivityParameters = connectivityParameters
+    }
+
+    /// The SCP03 key set, when key establishment (or manufacturing) gave the ISD-P one.
+    public var keys: SCP03Keys? {
+        guard let scp03, scp03.count % 3 == 0, [16, 24, 32].contains(scp03.count / 3) else { return nil }
+        let n = scp03.count / 3
+        return SCP03Keys(keyVersion: scp03KeyVersion, enc: SecureBytes(scp03[0..<n]), mac: SecureBytes(scp03[n..<(2 * n)]),
+                         dek: SecureBytes(scp03[(2 * n)..<(3 * n)]))
+    }
+
+    /// Stores a key set (K-ENC, K-MAC, K-DEK of one length) and restarts the sequence counter.
+    mutating func setKeys(_ keys: SCP03Keys) {
+        scp03 = keys.enc.bytes + keys.mac.bytes + keys.dek.bytes
+        scp03KeyVersion = keys.keyVersion
+        sequenceCounter = 0
+    }
+
+    /// The TAR of the ISD-P: AID bytes 13–15 (SGP.02, ETSI TS 101 220).
+    public var tar: SCP80TAR? {
+        guard aid.bytes.count >= 15 else { return nil }
+        return try? SCP80TAR(bytes: aid.bytes[12..<15])
     }
 }
 
@@ -88,16 +122,28 @@ public struct EUICC: Sendable {
     public internal(set) var isdps: [ISDP] = []
     public var totalMemory: Int
     /// Notifications sent and not yet confirmed (3A08), oldest first.
-    public private(set) var pendingNotifications: [DefaultNotification] = []
+    public internal(set) var pendingNotifications: [DefaultNotification] = []
     var nextSequence: UInt16 = 0
     /// Test hook: enabling a Profile with one of these ICCIDs fails to attach, so the card rolls back.
     public var unreachableICCIDs: Set<ICCID> = []
-    public var imei: [UInt8] = [0x35, 0x20, 0x99, 0x00, 0x17, 0x61, 0x48, 0x00]
+    public static let defaultIMEI: [UInt8] = [0x35, 0x20, 0x99, 0x00, 0x17, 0x61, 0x48, 0x00]
+    public var imei: [UInt8] = EUICC.defaultIMEI
+    /// The ISD-R's SCP80 counter (key version 1): the last counter it accepted (SCP80Endpoint.swift).
+    public internal(set) var scp80Counter: SCP80Counter = .zero
+    /// The counter of the last MO packet the card sent with a counter (SCP80Endpoint.swift).
+    public internal(set) var moCounter: SCP80Counter = .zero
+    /// SM-SR addressing parameters set by ES5.UpdateSMSRAddressingParameters (DGI 3A07 value).
+    public internal(set) var smsrAddressingParameters: [UInt8]?
+    /// r‖s of CERT.ECASD.ECKA once the EUM issued it (Fleet.ecasdCertificate); the rest of the
+    /// certificate is derived from the identity, so only the signature is kept.
+    public internal(set) var ecasdCertificateSignature: [UInt8]?
 
-    // Transient sessions.
+    // Transient sessions (never persisted: a card reset ends them).
     var personalizationTarget: AID?
     var keyEstablishment: KeyEstablishmentCard?
     var downloads: [AID: DownloadSession] = [:]
+    /// SCP03 (APDU mode) sessions with ISD-Ps, opened through their TARs (SCP80Endpoint.swift).
+    var apduSessions: [AID: SCP03Card] = [:]
 
     public init(identity: CardIdentity, ciPublicKey: ECPublicKey, totalMemory: Int = 512 * 1024) {
         self.identity = identity
@@ -106,6 +152,38 @@ public struct EUICC: Sendable {
     }
 
     public var eid: EID { identity.eid }
+
+    /// True while a multi-command session is open (INSTALL [for personalization] awaiting key
+    /// establishment, a key establishment between its two STORE DATA, an SCP03t download or an
+    /// SCP03 session). A fleet keeps such a card materialised; idle cards are stored compactly.
+    public var hasOpenSession: Bool {
+        personalizationTarget != nil || keyEstablishment != nil || !downloads.isEmpty || !apduSessions.isEmpty
+    }
+
+    /// A card reset: every open session ends; the persistent state stays.
+    public mutating func endSessions() {
+        personalizationTarget = nil
+        keyEstablishment = nil
+        downloads = [:]
+        apduSessions = [:]
+    }
+
+    /// Manufacturing (and fleet set-up for measurements): installs an ISD-P with a Profile's metadata
+    /// directly, as an EUM does before the card leaves the factory — no key establishment, no
+    /// download. `keys` gives the ISD-P an SCP03 key set (PERSONALIZED when `isdp.lifeCycle` is
+    /// PERSONALIZED, or kept for later ES8 sessions). Refused (false) when the AID exists, an enabled
+    /// Profile would become the second one, or the memory does not suffice.
+    @discardableResult
+    public mutating func manufacture(_ isdp: ISDP, keys: SCP03Keys? = nil) -> Bool {
+        guard isdps.count < 255, self.isdp(isdp.aid) == nil, isdp.aid != EUICC.isdRAID, isdp.aid != EUICC.ecasdAID,
+            isdp.allocatedMemory >= 0, isdp.allocatedMemory <= freeMemory,
+            !(isdp.lifeCycle == .enabled && enabledISDP != nil), !(isdp.fallBack && isdps.contains(where: \.fallBack))
+        else { return false }
+        var isdp = isdp
+        if let keys { isdp.setKeys(keys) }
+        isdps.append(isdp)
+        return true
+    }
     public var freeMemory: Int { totalMemory - isdps.reduce(0) { $0 + $1.allocatedMemory } }
     public var enabledISDP: ISDP? { isdps.first { $0.lifeCycle == .enabled } }
     public func isdp(_ aid: AID) -> ISDP? { isdps.first { $0.aid == aid } }
@@ -140,6 +218,7 @@ public struct EUICC: Sendable {
             privileges[0] & 0x80 != 0
         else { return ResponseAPDU(sw: .wrongData) }
         guard isdp(aid) == nil else { return ResponseAPDU(sw: .wrongData) }
+        guard isdps.count < 255 else { return ResponseAPDU(sw: .notEnoughMemory) }  // the record counts ISD-Ps in one byte
         // Install parameters: C9 (SCP parameters) and an optional EF { 83 <memory quota> } (njiwa).
         var quota = 0
         if let items = try? TLV.parseAll(parameters) {
@@ -176,7 +255,10 @@ public struct EUICC: Sendable {
         case 0x3A03: return enable(dgi.value)
         case 0x3A04: return disable(dgi.value)
         case 0x3A05: return setFallBack(dgi.value)
-        case 0x3A07: return ResponseAPDU(sw: offset == command.data.count ? .success : .wrongData)
+        case 0x3A07:
+            guard offset == command.data.count else { return ResponseAPDU(sw: .wrongData) }
+            smsrAddressingParameters = dgi.value
+            return ResponseAPDU(sw: .success)
         case 0x3A08: return confirmNotification(dgi.value)
         default: return ResponseAPDU(sw: .referencedDataNotFound)
         }
@@ -197,9 +279,8 @@ public struct EUICC: Sendable {
             guard var session = keyEstablishment else { return ResponseAPDU(sw: .conditionsNotSatisfied) }
             keyEstablishment = nil
             let (answer, keys) = try session.processKeyAgreement(data)
-            isdps[index].scp03 = keys.enc.bytes + keys.mac.bytes + keys.dek.bytes
-            isdps[index].scp03KeyVersion = keys.keyVersion
-            isdps[index].sequenceCounter = 0
+            isdps[index].setKeys(keys)
+            apduSessions[target] = nil
             isdps[index].lifeCycle = .personalized
             personalizationTarget = nil
             return ResponseAPDU(data: answer, sw: .success)
@@ -229,7 +310,7 @@ public struct EUICC: Sendable {
         isdps[index].lifeCycle = .enabled
         notify(.profileChangeSucceeded, enabled: aid)
         if let previous, isdps[previous].pol1.contains(.deleteWhenDisabled), !isdps[previous].fallBack {
-            isdps.remove(at: previous)
+            removeISDP(at: previous)
         }
         return ResponseAPDU(sw: .success)
     }
@@ -246,7 +327,7 @@ public struct EUICC: Sendable {
         isdps[index].lifeCycle = .disabled
         isdps[fallBack].lifeCycle = .enabled
         notify(.profileChangeSucceeded, enabled: isdps[fallBack].aid)
-        if isdps[index].pol1.contains(.deleteWhenDisabled) { isdps.remove(at: index) }
+        if isdps[index].pol1.contains(.deleteWhenDisabled) { removeISDP(at: index) }
         return ResponseAPDU(sw: .success)
     }
 
@@ -279,10 +360,20 @@ public struct EUICC: Sendable {
         guard let index = isdps.firstIndex(where: { $0.aid == aid }) else { return ResponseAPDU(sw: .referencedDataNotFound) }
         guard isdps[index].lifeCycle != .enabled, !isdps[index].fallBack else { return ResponseAPDU(sw: .conditionsNotSatisfied) }
         guard !isdps[index].pol1.contains(.deletionNotAllowed) else { return ResponseAPDU(sw: .pol1Forbids) }
+        removeISDP(at: index)
+        return ResponseAPDU(data: [0x00], sw: .success)
+    }
+
+    /// Removes an ISD-P and every session with it.
+    mutating func removeISDP(at index: Int) {
+        let aid = isdps[index].aid
         isdps.remove(at: index)
         downloads[aid] = nil
-        if personalizationTarget == aid { personalizationTarget = nil }
-        return ResponseAPDU(data: [0x00], sw: .success)
+        apduSessions[aid] = nil
+        if personalizationTarget == aid {
+            personalizationTarget = nil
+            keyEstablishment = nil
+        }
     }
 
     /// GET STATUS { 4F AID | 4F 00, 5C 03 4F 9F70 }: E3 { 4F AID, 9F70 LCS } per ISD-P, or 6A88.
@@ -318,7 +409,11 @@ public struct EUICC: Sendable {
         return ResponseAPDU(data: TLV(0x80, []).encoded, sw: .success)
     }
 
+    /// Unconfirmed notifications the card keeps; past this the oldest is dropped.
+    public static let maximumPendingNotifications = 256
+
     mutating func notify(_ kind: NotificationKind, enabled aid: AID) {
+        if pendingNotifications.count >= EUICC.maximumPendingNotifications { pendingNotifications.removeFirst() }
         pendingNotifications.append(DefaultNotification(kind: kind, sequenceNumber: nextSequence, enabledAID: aid))
         nextSequence &+= 1
     }

@@ -4,7 +4,7 @@
 // the size and a SHA-256 digest — not the file system.
 
 public import M2MCore
-public import M2MCrypto
+import M2MCrypto
 public import M2MWire
 
 /// An SCP03t download in progress on one ISD-P.
@@ -30,9 +30,11 @@ extension EUICC {
                     answers.append(SCP03tError.initializeUpdate(SCP03tError.referencedDataNotFound).tlv)
                     return answers
                 }
+                apduSessions[aid] = nil  // one secure channel per ISD-P at a time
                 downloads[aid] = DownloadSession(channel: SCP03tCard(keys: keys, aid: aid.bytes, sequenceCounter: isdps[index].sequenceCounter))
             }
-            guard var session = downloads[aid] else {
+            // Taken out of the table while it works, so its buffers are not copied on write.
+            guard var session = downloads.removeValue(forKey: aid) else {
                 answers.append(SCP03tError.command(SCP03tError.security).tlv)
                 return answers
             }
@@ -84,21 +86,5 @@ extension EUICC {
             }
         }
         return answers
-    }
-
-    /// Processes a script of C-APDUs (tag 22) for the ISD-R: R-APDUs (tag 23) preceded by the
-    /// number of executed commands (80 01 n); stops at the first command that fails.
-    public mutating func processISDRScript(_ commands: [TLV]) -> [TLV] {
-        var responses: [TLV] = []
-        for command in commands {
-            guard command.tag == 0x22, let apdu = try? CommandAPDU(bytes: command.value) else {
-                responses.append(TLV(0x23, StatusWord.wrongData.bytes))
-                break
-            }
-            let response = process(apdu)
-            responses.append(TLV(0x23, response.bytes))
-            if !response.sw.isSuccessOrWarning { break }
-        }
-        return [TLV(0x80, [UInt8(responses.count)])] + responses
     }
 }

@@ -1,0 +1,144 @@
+// The card's SCP80 side (ETSI TS 102 225 / 3GPP TS 31.115 secured packets over SMS-PP,
+// spec/sgp02-oncard.md §2.1, §3.3): the ISD-R's key set (key version 1, AES KIc/KID, derived from
+// the identity), the TARs it answers for (ISD-R 000001; each ISD-P's AID bytes 13–15), its counter
+// (kept in the card and in the fleet file), and the default notifications it sends MO.
+//
+//   MT  TP-UD (02 70 00 …) → SCP80Receiver: TAR, MSL, keys, CC, ciphering, counter. A rejection is
+//       answered with its PoR status (unsecured PoR up to the CC check, secured after) and leaves
+//       the card unchanged, counter included. An accepted packet moves the counter; its secured data
+//       is an expanded command script (AA/AE) run by `processScript` for the application the TAR
+//       names, and the PoR carries the response script (AB/AF), secured as SPI2 asks.
+//   MO  each pending default notification (E1 …) as one packet to TAR 000001, ciphered and with a CC,
+//       no PoR asked; counter 00…00 with the "no counter" SPI (§3.3), or, when asked, the card's MO
+//       counter incremented per packet. A notification is sent again until 3A08 confirms it.
+//
+// SGP.02 traffic to the ISD-R uses SPI 16 xx: counter "higher", ciphering, CC. That is the minimum
+// security level enforced here unless the caller gives another.
+
+import M2MCore
+public import M2MCrypto
+public import M2MWire
+
+extension CardIdentity {
+    /// The ISD-R's SCP80 key set: key version 1, AES-128 KIc (CBC) and KID (CMAC).
+    public var scp80KeySet: SCP80KeySet {
+        let keys = scp80Keys
+        // 16-byte AES keys at version 1 are always a valid key set.
+        return try! SCP80KeySet(keyVersion: 1, algorithm: .aes, kic: keys.kic, kid: keys.kid)
+    }
+}
+
+/// What the card made of one SMS-PP (MT).
+public struct SCP80Delivery: Sendable, Hashable {
+    /// The PoR status: `.ok` when the packet was accepted and its script run.
+    public let status: SCP80PoRStatus
+    /// The PoR TP-UD to send back (02 71 00 …); nil when the SPI asks for none.
+    public let proofOfReceipt: [UInt8]?
+    /// The response script (AB/AF) in clear, when the packet was accepted.
+    public let responseScript: [UInt8]?
+}
+
+/// How MO packets use the counter.
+public enum MOCounterMode: Sendable, Hashable {
+    /// Counter 00 00 00 00 00 with the "no counter" SPI (spec §3.3 for default notifications).
+    case none
+    /// The card's MO counter, incremented per packet, SPI "counter must be higher".
+    case increasing
+}
+
+extension EUICC {
+    /// The minimum security level of the ISD-R (counter higher, ciphering, CC).
+    public static let isdRMinimumSecurityLevel = SCP80MinimumSecurityLevel(counter: .higher, ciphering: true, integrity: .cryptographicChecksum)
+
+    /// The TARs the card answers for: the ISD-R's and one per ISD-P.
+    public var scp80TARs: Set<SCP80TAR> {
+        var tars: Set<SCP80TAR> = [.isdR]
+        for isdp in isdps { if let tar = isdp.tar { tars.insert(tar) } }
+        return tars
+    }
+
+    /// Receives an SMS-PP (TP-UD starting with the 02 70 00 user data header). Throws `.invalidInput`
+    /// when the bytes are not a command packet at all (no readable header, CPL/CHL wrong): a real
+    /// card answers nothing then, and nothing changed.
+    public mutating func receiveSMS(
+        _ userData: [UInt8], minimumSecurityLevel: SCP80MinimumSecurityLevel = EUICC.isdRMinimumSecurityLevel
+    ) throws(CryptoError) -> SCP80Delivery {
+        var receiver = try SCP80Receiver(
+            tars: scp80TARs, keySets: [identity.scp80KeySet], minimumSecurityLevel: minimumSecurityLevel, counters: [1: scp80Counter])
+        switch try receiver.receive(userData) {
+        case .rejected(let status, let proofOfReceipt):
+            return SCP80Delivery(status: status, proofOfReceipt: proofOfReceipt, responseScript: nil)
+        case .accepted(let command):
+            scp80Counter = receiver.counter(keyVersion: 1)
+            let target: ScriptTarget
+            if command.tar == .isdR {
+                target = .isdR
+            } else if let isdp = isdps.first(where: { $0.tar == command.tar }) {
+                target = .isdP(isdp.aid)
+            } else {
+                target = .isdR  // unreachable: the receiver only accepts the TARs above
+            }
+            let response = processScript(command.data, target: target)
+            let proofOfReceipt = try receiver.proofOfReceipt(for: command, status: .ok, data: response)
+            return SCP80Delivery(status: .ok, proofOfReceipt: proofOfReceipt, responseScript: response)
+        }
+    }
+
+    /// The pending default notifications as MO SMS (TP-UD, one packet each, oldest first), secured
+    /// with the ISD-R's key set. With `.increasing` each packet moves the card's MO counter.
+    public mutating func notificationPackets(counter mode: MOCounterMode = .none) -> [[UInt8]] {
+        let payloads = notificationPayloads()
+        guard !payloads.isEmpty else { return [] }
+        let spi = SCP80SPI(counter: mode == .none ? .none : .higher, ciphered: true, integrity: .cryptographicChecksum, por: .none)
+        // An E1 notification (55 bytes) always fits one SMS; the sender refuses anything larger.
+        guard var sender = try? SCP80Sender(keys: identity.scp80KeySet, tar: .isdR, counter: moCounter) else { return [] }
+        var packets: [[UInt8]] = []
+        for payload in payloads {
+            guard let command = try? sender.secure(payload, spi: spi) else { break }
+            packets.append(command.userData)
+        }
+        if mode == .increasing { moCounter = sender.counter }
+        return packets
+    }
+}
+
+/// The SM-SR's end of one card's SCP80 channel, for tests, the loopback CLI peer and (later) the
+/// SM-SR itself: secures command scripts with the card's ISD-R key set, opens the PoRs, and opens
+/// the card's MO notification packets.
+public struct SCP80Peer: Sendable {
+    public private(set) var sender: SCP80Sender
+    var receiver: SCP80Receiver
+
+    /// The default SPI of SGP.02 traffic to the ISD-R, with a secured PoR: counter higher, ciphered,
+    /// CC; PoR required, CC, ciphered.
+    public static let defaultSPI = SCP80SPI(
+        counter: .higher, ciphered: true, integrity: .cryptographicChecksum, por: .required, porIntegrity: .cryptographicChecksum,
+        porCiphered: true)
+
+    /// `counter` is the last counter the card accepted (the SM-SR keeps it per card).
+    public init(keys: SCP80KeySet, tar: SCP80TAR = .isdR, counter: SCP80Counter = .zero, maximumUserDataLength: Int? = 140) throws(CryptoError) {
+        sender = try SCP80Sender(keys: keys, tar: tar, counter: counter, maximumUserDataLength: maximumUserDataLength)
+        receiver = try SCP80Receiver(tars: [.isdR], keySets: [keys], minimumSecurityLevel: .none)
+    }
+
+    /// Secures a command script (AA/AE) with the next counter.
+    public mutating func secure(_ script: ExpandedCommandScript, spi: SCP80SPI = SCP80Peer.defaultSPI) throws(CryptoError) -> SCP80SecuredCommand {
+        try sender.secure(script.encoded, spi: spi)
+    }
+
+    /// Opens the PoR answering `command`; the response script when it carries one.
+    public func open(_ proofOfReceipt: [UInt8], for command: SCP80SecuredCommand) throws(CryptoError)
+        -> (por: SCP80ReceivedPoR, script: ExpandedResponseScript?)
+    {
+        let por = try sender.openProofOfReceipt(proofOfReceipt, for: command)
+        return (por, por.data.isEmpty ? nil : try? ExpandedResponseScript(bytes: por.data))
+    }
+
+    /// Opens an MO packet from the card (a default notification): its secured data in clear.
+    public mutating func openMO(_ userData: [UInt8]) throws(CryptoError) -> [UInt8] {
+        switch try receiver.receive(userData) {
+        case .accepted(let command): return command.data
+        case .rejected(let status, _): throw CryptoError(code: .invalidMAC, detail: "MO packet refused: \(status)")
+        }
+    }
+}
