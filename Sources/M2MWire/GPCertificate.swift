@@ -138,7 +138,7 @@ public struct GPCertificate: Hashable, Sendable, CustomStringConvertible {
 
     /// A YYYYMMDD BCD date.
     public static func bcdDate(year: Int, month: Int, day: Int) -> [UInt8] {
-        func bcd(_ v: Int) -> UInt8 { UInt8(v / 10 << 4 | v % 10) }
+        func bcd(_ v: Int) -> UInt8 { UInt8((v / 10) << 4 | v % 10) }
         return [bcd(year / 100), bcd(year % 100), bcd(month), bcd(day)]
     }
 

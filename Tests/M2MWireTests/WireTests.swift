@@ -49,6 +49,12 @@ struct WireTests {
         #expect(try DGI.parse(ber, offset: &offset).value == [0xAA, 0xBB])
     }
 
+    @Test("GP certificate dates are YYYYMMDD in BCD")
+    func bcdDate() {
+        #expect(GPCertificate.bcdDate(year: 2055, month: 12, day: 31) == [0x20, 0x55, 0x12, 0x31])
+        #expect(GPCertificate.bcdDate(year: 2145, month: 1, day: 1) == [0x21, 0x45, 0x01, 0x01])
+    }
+
     @Test("APDU cases 1–4")
     func apdu() throws {
         #expect(try CommandAPDU(bytes: [0x80, 0xF2, 0x20, 0x02]).data.isEmpty)
