@@ -366,11 +366,12 @@ func allDigits(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
 public enum Hex {
     private static let digits: StaticString = "0123456789ABCDEF"
 
+    public static func encode(_ bytes: [UInt8]) -> String {
+        withEncoded(bytes) { String(decoding: $0, as: UTF8.self) }
+    }
+
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        if let array = bytes as? [UInt8] {
-            return withEncoded(array) { String(decoding: $0, as: UTF8.self) }
-        }
-        return withEncoded(Array(bytes)) { String(decoding: $0, as: UTF8.self) }
+        encode(Array(bytes))
     }
 
     /// Calls `body` with the upper-case hex text of `bytes` as UTF-8 (in a temporary buffer: no `String` is made).

@@ -17,7 +17,7 @@ struct XMLByteParser {
     private var lineAtScanOffset = 1
 
     // The tree being built (see `XMLTree`).
-    private var nodes: [XMLTree.Node] = []
+    private var nodes: XMLTree.NodeBuffer
     private var childList: [Int32] = []
     private var attributeNodes: [XMLTree.Attribute] = []
     private var decoded: [UInt8] = []
@@ -39,20 +39,28 @@ struct XMLByteParser {
     private var valueBuffer: [UInt8] = []
     private var elementCount = 0
 
+    /// The parser owns its node buffer until `parseDocument` hands it to the tree (or frees it on failure), so it
+    /// must be used for exactly one `parseDocument` call.
     init(input: UnsafeBufferPointer<UInt8>, limits: XMLLimits, knownNamespaces: [String] = []) {
         self.input = XMLInput(input)
-        scope.knownNamespaces = knownNamespaces
         self.end = input.count
         self.limits = limits
         self.classes = ASCII.byteClasses
-        // About one element per 48 bytes in SOAP; the arrays grow as needed.
+        // About one element per 48 bytes in SOAP; the buffers grow as needed.
         let estimate = min(max(input.count / 48, 8), 4096)
-        nodes.reserveCapacity(estimate)
+        nodes = XMLTree.NodeBuffer(capacity: estimate)
         childList.reserveCapacity(estimate)
+        scope.knownNamespaces = knownNamespaces
     }
 
     /// Parses the whole document and returns its tree.
     mutating func parseDocument() throws(XMLError) -> XMLTree {
+        var handedOver = false
+        defer {
+            if !handedOver {
+                nodes.deallocate()
+            }
+        }
         try parseProlog()
         try parseStartTag()
         while depth > 0 {
@@ -62,6 +70,7 @@ struct XMLByteParser {
         guard !nodes.isEmpty else {
             throw fail(.noRootElement, "no root element")
         }
+        handedOver = true
         return XMLTree(
             source: input.bytes, decoded: decoded, namespaces: scope.namespaces, nodes: nodes, childList: childList,
             attributes: attributeNodes, positionsAreOffsets: true
@@ -103,12 +112,12 @@ extension XMLByteParser {
 
     /// The qualified name of an element, from its record.
     private func qname(of index: Int32) -> QName {
-        let node = nodes[Int(index)]
-        let localStart = Int(node.localName.start)
-        let end = localStart + Int(node.localName.count)
-        return node.prefix.isAbsent
+        let node = nodes.pointer(Int(index))
+        let localStart = Int(node.pointee.localName.start)
+        let end = localStart + Int(node.pointee.localName.count)
+        return node.pointee.prefix.isAbsent
             ? QName(start: localStart, colon: -1, end: end)
-            : QName(start: Int(node.prefix.start), colon: localStart - 1, end: end)
+            : QName(start: Int(node.pointee.prefix.start), colon: localStart - 1, end: end)
     }
 
     private enum DecodeMode {
@@ -484,7 +493,7 @@ extension XMLByteParser {
         }
         let index = Int32(truncatingIfNeeded: nodes.count)
         if current >= 0 {
-            nodes[Int(current)].childCount &+= 1
+            nodes.pointer(Int(current)).pointee.childCount &+= 1
         }
         // An open element keeps its parent and scope mark in fields its end tag fills (see `current`).
         nodes.append(
@@ -674,14 +683,15 @@ extension XMLByteParser {
                 at: tagOffset
             )
         }
-        let parent = nodes[index].subtreeEnd
-        let scopeMark = Int(nodes[index].firstChild)
-        nodes[index].firstChild = Int32(truncatingIfNeeded: childList.count)
-        if nodes[index].childCount == 0 {
+        let node = nodes.pointer(index)
+        let parent = node.pointee.subtreeEnd
+        let scopeMark = Int(node.pointee.firstChild)
+        node.pointee.firstChild = Int32(truncatingIfNeeded: childList.count)
+        if node.pointee.childCount == 0 {
             switch text {
             case .empty: break
-            case .slice(let start, let stop): nodes[index].text = .source(start, stop)
-            case .decoded(let start): nodes[index].text = .decoded(start, decoded.count)
+            case .slice(let start, let stop): node.pointee.text = .source(start, stop)
+            case .decoded(let start): node.pointee.text = .decoded(start, decoded.count)
             }
         } else {
             // The children, all closed: the first follows this element, each next one ends the one before.
@@ -689,10 +699,10 @@ extension XMLByteParser {
             var child = index + 1
             while child < count {
                 childList.append(Int32(truncatingIfNeeded: child))
-                child = Int(nodes[child].subtreeEnd)
+                child = Int(nodes.pointer(child).pointee.subtreeEnd)
             }
         }
-        nodes[index].subtreeEnd = Int32(truncatingIfNeeded: nodes.count)
+        node.pointee.subtreeEnd = Int32(truncatingIfNeeded: nodes.count)
         resetText(keep: true)
         scope.pop(to: scopeMark)
         current = parent
@@ -868,7 +878,7 @@ extension XMLByteParser {
             throw fail(.invalidCharacter, "invalid UTF-8 in character data", at: bad)
         }
         guard current >= 0 else { return }
-        guard nodes[Int(current)].childCount == 0 else {
+        guard nodes.pointer(Int(current)).pointee.childCount == 0 else {
             // Between child elements only whitespace may appear; it is dropped.
             if flags.reference || !input.isWhitespace(start, stop) {
                 throw mixedContent(in: qname(of: current), at: start)
@@ -916,7 +926,7 @@ extension XMLByteParser {
     private mutating func appendWhitespace(from start: Int, to stop: Int) throws(XMLError) {
         guard current >= 0 else { return }
         // Between child elements it is dropped; the first run of an element is kept as a slice, known blank.
-        guard nodes[Int(current)].childCount == 0 else { return }
+        guard nodes.pointer(Int(current)).pointee.childCount == 0 else { return }
         guard case .empty = text else {
             return try appendText(from: start, to: stop, flags: RunFlags(), cdata: false)
         }

@@ -42,12 +42,19 @@ enum ASCII {
         isNameStart(byte) || byte &- zero < 10 || byte == hyphen || byte == period
     }
 
-    /// `isNameByte` without a table: one bit per byte value below 0x80; every byte from 0x80 continues a name.
+    /// `isNameByte` for every byte value as `0`/`1`, in a constant string: reading it needs neither a lazy
+    /// initialiser nor a bounds check.
+    private static let nameBytes: StaticString = """
+        0000000000000000000000000000000000000000000001101111111111000000\
+        0111111111111111111111111110000101111111111111111111111111100000\
+        1111111111111111111111111111111111111111111111111111111111111111\
+        1111111111111111111111111111111111111111111111111111111111111111
+        """
+
+    /// `isNameByte` by table lookup (for the name scanning loop).
     @inline(__always)
     static func isNameByteFast(_ byte: UInt8) -> Bool {
-        if byte >= 0x80 { return true }
-        let mask: UInt64 = byte < 64 ? 0x03FF_6000_0000_0000 : 0x07FF_FFFE_87FF_FFFE
-        return (mask >> UInt64(byte & 63)) & 1 != 0
+        nameBytes.utf8Start[Int(byte)] == 0x31
     }
 
     /// Per-byte classes for the scanning loops: one table load replaces a chain of comparisons.

@@ -60,6 +60,8 @@ final class XMLTree: @unchecked Sendable {
 
     @usableFromInline let nodes: UnsafePointer<Node>
     @usableFromInline let nodeCount: Int
+    /// The node records, owned by the tree (handed over by the parser or builder).
+    private let nodeStorage: UnsafeMutablePointer<Node>
     @usableFromInline let childList: UnsafePointer<Int32>
     let attributes: UnsafePointer<Attribute>
     @usableFromInline let source: UnsafePointer<UInt8>
@@ -70,23 +72,20 @@ final class XMLTree: @unchecked Sendable {
     let positionsAreOffsets: Bool
     private let block: UnsafeMutableRawPointer
 
+    /// Creates a tree that takes over `nodes` (deallocated with the tree) and copies the rest into one block.
     init(
-        source: UnsafeBufferPointer<UInt8>, decoded: [UInt8], namespaces: [String], nodes: [Node], childList: [Int32],
+        source: UnsafeBufferPointer<UInt8>, decoded: [UInt8], namespaces: [String], nodes: NodeBuffer, childList: [Int32],
         attributes: [Attribute], positionsAreOffsets: Bool
     ) {
-        // One block: nodes, attributes, child list, then the bytes (source, decoded).
+        // One block: attributes, child list, then the bytes (source, decoded).
         func aligned(_ offset: Int) -> Int { (offset + 7) & ~7 }
-        let attributesOffset = aligned(nodes.count * MemoryLayout<Node>.stride)
+        let attributesOffset = 0
         let childListOffset = aligned(attributesOffset + attributes.count * MemoryLayout<Attribute>.stride)
         let sourceOffset = childListOffset + childList.count * MemoryLayout<Int32>.stride
         let decodedOffset = sourceOffset + source.count
         let size = decodedOffset + decoded.count
         let block = UnsafeMutableRawPointer.allocate(byteCount: max(size, 8), alignment: 8)
         self.block = block
-        nodes.withUnsafeBufferPointer { nodes in
-            let target = block.bindMemory(to: Node.self, capacity: nodes.count)
-            if let base = nodes.baseAddress { target.initialize(from: base, count: nodes.count) }
-        }
         attributes.withUnsafeBufferPointer { attributes in
             let target = (block + attributesOffset).bindMemory(to: Attribute.self, capacity: attributes.count)
             if let base = attributes.baseAddress { target.initialize(from: base, count: attributes.count) }
@@ -100,7 +99,8 @@ final class XMLTree: @unchecked Sendable {
         decoded.withUnsafeBufferPointer { decoded in
             if let base = decoded.baseAddress { (bytes + source.count).initialize(from: base, count: decoded.count) }
         }
-        self.nodes = UnsafePointer(block.assumingMemoryBound(to: Node.self))
+        self.nodeStorage = nodes.base
+        self.nodes = UnsafePointer(nodes.base)
         self.nodeCount = nodes.count
         self.attributes = UnsafePointer((block + attributesOffset).assumingMemoryBound(to: Attribute.self))
         self.childList = UnsafePointer((block + childListOffset).assumingMemoryBound(to: Int32.self))
@@ -113,6 +113,56 @@ final class XMLTree: @unchecked Sendable {
 
     deinit {
         block.deallocate()
+        nodeStorage.deallocate()
+    }
+
+    /// A growable buffer of node records, without the copy-on-write checks of an `Array` (the parser updates records
+    /// in place all the time). Its owner deallocates it, or hands it to a tree.
+    struct NodeBuffer {
+        private(set) var base: UnsafeMutablePointer<Node>
+        private(set) var count = 0
+        private var capacity: Int
+
+        init(capacity: Int) {
+            self.capacity = max(capacity, 4)
+            base = .allocate(capacity: self.capacity)
+        }
+
+        var isEmpty: Bool { count == 0 }
+
+        @inline(__always)
+        subscript(index: Int) -> Node {
+            get { base[index] }
+            nonmutating set { base[index] = newValue }
+        }
+
+        /// The record at `index`, to update in place.
+        @inline(__always)
+        func pointer(_ index: Int) -> UnsafeMutablePointer<Node> {
+            base + index
+        }
+
+        @inline(__always)
+        mutating func append(_ node: Node) {
+            if count == capacity {
+                grow()
+            }
+            (base + count).initialize(to: node)
+            count &+= 1
+        }
+
+        private mutating func grow() {
+            let newCapacity = capacity * 2
+            let newBase = UnsafeMutablePointer<Node>.allocate(capacity: newCapacity)
+            newBase.moveInitialize(from: base, count: count)
+            base.deallocate()
+            base = newBase
+            capacity = newCapacity
+        }
+
+        func deallocate() {
+            base.deallocate()
+        }
     }
 
     // MARK: Bytes
@@ -380,9 +430,13 @@ extension XMLTree {
         }
 
         func finish() -> XMLTree {
-            bytes.withUnsafeBufferPointer { bytes in
+            var buffer = NodeBuffer(capacity: nodes.count)
+            for node in nodes {
+                buffer.append(node)
+            }
+            return bytes.withUnsafeBufferPointer { bytes in
                 XMLTree(
-                    source: bytes, decoded: [], namespaces: namespaces, nodes: nodes, childList: childList,
+                    source: bytes, decoded: [], namespaces: namespaces, nodes: buffer, childList: childList,
                     attributes: attributes, positionsAreOffsets: false
                 )
             }

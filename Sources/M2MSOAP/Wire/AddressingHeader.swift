@@ -49,7 +49,7 @@ public struct EndpointAddress: Sendable, Hashable, Codable, CustomStringConverti
         var others: [QueryParameter] = []
         while let parameter = query.next() {
             switch parameter.name {
-            case .known("entityid"):
+            case .entityID:
                 let value = parameter.value()
                 guard let oid = try? OID(text: value) else {
                     throw SOAPError(code: .invalidAddressingHeader, path: "EntityId",
@@ -57,7 +57,7 @@ public struct EndpointAddress: Sendable, Hashable, Codable, CustomStringConverti
                                     status: .failed(.functionRequester, .invalid, identifier: value))
                 }
                 entityID = oid
-            case .known("entityname"): entityName = parameter.value()
+            case .entityName: entityName = parameter.value()
             default: others.append(QueryParameter(name: parameter.nameString(), value: parameter.value()))
             }
         }
@@ -125,9 +125,9 @@ public struct MessageID: Sendable, Hashable, Codable, CustomStringConvertible {
         var others: [QueryParameter] = []
         while let parameter = query.next() {
             switch parameter.name {
-            case .known("transactionid"): transactionID = parameter.value()
-            case .known("contextid"): contextID = parameter.value()
-            case .known("messagedate"):
+            case .transactionID: transactionID = parameter.value()
+            case .contextID: contextID = parameter.value()
+            case .messageDate:
                 guard let date = parameter.timestamp() else {
                     let value = parameter.value()
                     throw SOAPError(code: .invalidAddressingHeader, path: "wsa:MessageID/MessageDate",
@@ -221,9 +221,9 @@ enum QueryString {
         var base: String { String(decoding: baseBytes, as: UTF8.self) }
 
         struct Parameter {
+            /// The names we interpret (matched as their lower-cased form), or any other.
             enum Name: Equatable {
-                /// The name, lower-cased, when it is one of the names we interpret.
-                case known(StaticStringKey)
+                case entityID, entityName, transactionID, contextID, messageDate
                 case other
             }
 
@@ -263,28 +263,27 @@ enum QueryString {
             return nil
         }
 
-        private static let knownNames: [StaticStringKey] = [
-            "entityid", "entityname", "transactionid", "contextid", "messagedate",
+        private static let knownNames: [(StaticStringKey, Parameter.Name)] = [
+            ("entityid", .entityID), ("entityname", .entityName), ("transactionid", .transactionID),
+            ("contextid", .contextID), ("messagedate", .messageDate),
         ]
 
         /// The known name this is, compared as `decode(name).lowercased()` would be.
         private static func recognise(_ name: UnsafeBufferPointer<UInt8>) -> Parameter.Name {
-            if name.contains(0x25) {
+            if name.firstIndex(of: 0x25) != nil {
                 // Percent escapes: decode and lower-case as the String-based parser does.
                 let lowered = QueryString.decode(name).lowercased()
-                return knownNames.first { $0.matches(lowered) }.map { .known($0) } ?? .other
+                return knownNames.first { $0.0.matches(lowered) }?.1 ?? .other
             }
             // Known names have distinct lengths (8, 10, 13, 9, 11): one comparison at most.
-            let candidate: StaticStringKey
             switch name.count {
-            case 8: candidate = "entityid"
-            case 10: candidate = "entityname"
-            case 13: candidate = "transactionid"
-            case 9: candidate = "contextid"
-            case 11: candidate = "messagedate"
+            case 8: return StaticStringKey("entityid").matchesIgnoringASCIICase(name) ? .entityID : .other
+            case 10: return StaticStringKey("entityname").matchesIgnoringASCIICase(name) ? .entityName : .other
+            case 13: return StaticStringKey("transactionid").matchesIgnoringASCIICase(name) ? .transactionID : .other
+            case 9: return StaticStringKey("contextid").matchesIgnoringASCIICase(name) ? .contextID : .other
+            case 11: return StaticStringKey("messagedate").matchesIgnoringASCIICase(name) ? .messageDate : .other
             default: return .other
             }
-            return candidate.matchesIgnoringASCIICase(name) ? .known(candidate) : .other
         }
     }
 
@@ -476,17 +475,15 @@ enum QueryString {
 }
 
 /// A lower-case ASCII name known at compile time, compared with bytes read from a document.
-struct StaticStringKey: Equatable, ExpressibleByStringLiteral {
+struct StaticStringKey: ExpressibleByStringLiteral {
     let text: StaticString
 
     init(stringLiteral value: StaticString) {
         text = value
     }
 
-    static func == (lhs: StaticStringKey, rhs: StaticStringKey) -> Bool {
-        lhs.text.utf8Start == rhs.text.utf8Start
-            || UnsafeBufferPointer(start: lhs.text.utf8Start, count: lhs.text.utf8CodeUnitCount)
-                .elementsEqual(UnsafeBufferPointer(start: rhs.text.utf8Start, count: rhs.text.utf8CodeUnitCount))
+    init(_ value: StaticString) {
+        text = value
     }
 
     /// Whether `bytes` spell this name in any ASCII case.

@@ -241,7 +241,7 @@ public enum SOAPCodec {
 
     /// Writes an envelope. `indent` 2 gives the readable form of the golden files; 0 the compact form.
     public static func encode(_ envelope: SGP02Envelope, indent: Int = 2) -> [UInt8] {
-        var w = XMLWriter(declaration: true, indent: indent, capacity: 2048)
+        var w = XMLWriter(declaration: true, indent: indent, capacity: 4096)
         w.startElement("env:Envelope")
         w.attribute("xmlns:env", Namespace.soapEnvelope)
         w.attribute("xmlns:wsa", Namespace.addressing)
