@@ -16,10 +16,14 @@
 //   or character data. That is all SOAP and RPS ever use, and it keeps the tree simple.
 // * Every resource is bounded by `XMLLimits` (document size, depth, element count, attributes,
 //   name and text length), checked as early as possible.
-// * The parser is iterative (an explicit stack of open elements), works on an
-//   `UnsafeBufferPointer<UInt8>`, creates each `String` once from a byte slice (with fast paths
-//   for text without references or carriage returns), reuses namespace URI strings and resolves
-//   prefixes against a small array-based binding stack.
+// * The parser is iterative (the open elements are chained through their own records, so nesting
+//   never recurses) and works on an `UnsafeBufferPointer<UInt8>`, eight bytes at a time where it
+//   can. It builds a compact, immutable tree (`XMLTree`): one record per element in document
+//   order, with names, text and attribute values kept as byte ranges of a copy of the document
+//   (decoded text, when references or line ends had to be rewritten, in a side buffer), and each
+//   namespace URI as one shared `String` (the caller's own, for `knownNamespaces`). `XMLElement`
+//   is a handle into it; strings are made only when asked for. Prefixes resolve against a small
+//   array-based binding stack, compared as bytes.
 
 /// Parses UTF-8 XML documents into `XMLElement` trees.
 public enum XMLReader {

@@ -31,27 +31,6 @@ struct SOAPBench: ParsableCommand {
             ("ES1.RegisterEIS", SOAPCodec.encode(SampleMessages.registerEISEnvelope())),
         ]
         var figures: [BenchFigure] = []
-        // PROFILE-HOOK (temporary)
-        if let stage = ProcessInfo.processInfo.environment["M2M_PROFILE"] {
-            let which = ProcessInfo.processInfo.environment["M2M_CASE"] == "es1" ? 1 : 0
-            let bytes = cases[which].1
-            let root = try XMLReader.parse(bytes)
-            let envelope = try SOAPCodec.decode(root)
-            let secs = 4.0
-            var r = 0.0
-            switch stage {
-            case "parse": r = try Bench.rate(seconds: secs) { _ = try XMLReader.parse(bytes) }
-            case "decode": r = try Bench.rate(seconds: secs) { _ = try SOAPCodec.decode(root) }
-            case "encode": r = Bench.rate(seconds: secs) { _ = SOAPCodec.encode(envelope) }
-            case "xmlwrite": r = Bench.rate(seconds: secs) { _ = root.serialized(preferredPrefixes: Namespace.preferredPrefixes) }
-            case "baseline": r = Bench.rate(seconds: secs) {
-                let parser = XMLParser(data: Data(bytes)); parser.shouldProcessNamespaces = true
-                let d = CountingDelegate(); parser.delegate = d; _ = parser.parse() }
-            default: break
-            }
-            print(stage, Bench.format(r))
-            return
-        }
         for (name, bytes) in cases {
             // Check before timing: the round trip is exact.
             guard SOAPCodec.encode(try SOAPCodec.decode(bytes)) == bytes else {
