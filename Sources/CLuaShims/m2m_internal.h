@@ -62,7 +62,6 @@ struct m2m_state {
   int hook_kind[M2M_MAX_HOOKS];
   /* registry refs */
   int r_keys;      /* array id+1 -> key string */
-  int r_keymap;    /* key string -> id */
   int r_kind_mt;   /* array kind+1 -> snapshot metatable */
   int r_hooks;     /* array hook+1 -> name */
   int r_subjects;  /* array row+1 -> constant userdata */

@@ -922,30 +922,25 @@ static int in_verdict_with(lua_State *L) {
 static int setup_body(lua_State *L) {
   m2m_state *S = (m2m_state *)lua_touserdata(L, 1);
   lua_settop(L, 0);
-  /* bootstrap: an empty key map and one generic snapshot kind, to read the vocabulary */
+  /* bootstrap: no key ids yet and one generic snapshot kind, to read the vocabulary */
   lua_newtable(L);
   S->r_keys = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  S->r_keymap = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, 1, 0);
   lua_pushliteral(L, "m2m.value");
   lua_rawseti(L, -2, 1);
   m2m_codec_open(L, S);
   lua_pop(L, 1);
   m2m_push_blob_value(L, S->in_data, S->in_length);  /* 1: vocabulary */
-  /* keys */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->r_keys);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, S->r_keymap);
-  lua_getfield(L, 1, "keys");
-  S->nkeys = (int)luaL_len(L, -1);
-  if (S->nkeys > 255) return luaL_error(L, "m2m: at most 255 snapshot keys");
-  for (int i = 1; i <= S->nkeys; i++) {
-    lua_geti(L, -1, i);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -5, i);  /* keys[id+1] = name */
-    lua_pushinteger(L, i - 1);
-    lua_rawset(L, -4);  /* keymap[name] = id */
+  /* keys: id+1 -> interned name (kept referenced, so its address identifies the key) */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->r_keys);  /* 2: key names */
+  lua_getfield(L, 1, "keys");  /* 3: the vocabulary's list */
+  int nkeys = (int)luaL_len(L, 3);
+  if (nkeys > 255) return luaL_error(L, "m2m: at most 255 snapshot keys");
+  for (int i = 1; i <= nkeys; i++) {
+    lua_geti(L, 3, i);  /* push name */
+    lua_rawseti(L, 2, i);  /* keys[id+1] = name */
   }
+  S->nkeys = nkeys;
   lua_settop(L, 1);
   m2m_codec_keys(L, S);
   lua_newtable(L);

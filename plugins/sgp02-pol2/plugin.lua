@@ -170,9 +170,19 @@ function Plugin.before_set_emergency_profile_attribute(ctx, conf)
   if p.fallback then
     return deny(subject.PROFILE_ICCID, reason.REFUSED, "a Profile cannot hold both the Fall-Back and the Emergency attribute")
   end
-  local other = eis.emergency_profile(ctx.eis)
+  local other, e = nil, ctx.eis  -- another Operator's Profile holding the attribute
+  if e ~= nil then
+    local profiles = e.profiles
+    for i = 1, #profiles do
+      local q = profiles[i]
+      if q.emergency and q.mno_id ~= p.mno_id then
+        other = q
+        break
+      end
+    end
+  end
   local caller = ctx.caller
-  if other ~= nil and other.mno_id ~= p.mno_id and caller ~= nil
+  if other ~= nil and caller ~= nil
      and not m2m.plma.authorises(ctx.plma, caller.oid, other.mno_id, other.profile_type, "SetEmergencyProfileAttribute") then
     return deny(subject.FUNCTION_REQUESTER, reason.NOT_ALLOWED, "replacing another Operator's Emergency Profile needs its PLMA")
   end

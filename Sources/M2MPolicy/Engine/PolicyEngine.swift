@@ -272,8 +272,15 @@ public final class PolicyEngine: Sendable {
     /// Loads the bundle in `directory` and swaps it in (see `reload(_:plugins:)`).
     @discardableResult
     public func reload(directory: String, loader: PolicyLoader) throws(PolicyError) -> ReloadReport {
-        let (bundle, plugins) = try loader.loadBundle(at: directory)
-        return try reload(bundle, plugins: plugins)
+        let loaded: (bundle: PolicyBundle, plugins: [String: PluginPackage])
+        do {
+            loaded = try loader.loadBundle(at: directory)
+        } catch {
+            metrics.refusedReloads.add(1, ordering: .relaxed)
+            services.logger.log(.error, "reload of \(directory) refused, keeping the current version: \(error)", source: "engine")
+            throw error
+        }
+        return try reload(loaded.bundle, plugins: loaded.plugins)
     }
 
     /// Validates `bundle` and swaps it in for the bundle of the same name (or adds it).

@@ -192,6 +192,13 @@ public struct PolicyTestRunner: Sendable {
         return report
     }
 
+    /// A failure message without the harness's own traceback lines.
+    static func trimmed(_ message: String) -> String {
+        message.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.contains("m2m.prelude:") && !$0.hasSuffix("[C]: in ?") && !$0.hasSuffix("[C]: in function 'xpcall'") }
+            .joined(separator: "\n")
+    }
+
     enum Scope {
         case none, bundle
         case plugin(String)
@@ -253,7 +260,7 @@ public struct PolicyTestRunner: Sendable {
                     let r = try session.runtime.call(session.runRef, [.integer(Int64(i))], layer: file.path)
                     record(PolicyTestResult(
                         file: file.path, name: r["name"].stringValue ?? "test \(i)", passed: r["ok"].boolValue ?? false,
-                        message: r["message"].stringValue))
+                        message: r["message"].stringValue.map(Self.trimmed)))
                 } catch {
                     // The test blew a budget or broke the harness: the state is in doubt, so the
                     // remaining tests run in a new one.
