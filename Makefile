@@ -36,8 +36,8 @@ check-generated:
 	fi
 	@echo "check-generated: generated files are up to date"
 
-# What exists so far, for real: decode an SGP.02 envelope to JSON, encode it back, compare, and
-# run the SOAP benchmark. Later issues add the servers, the emulated fleet and the scripted scenario.
+# What exists so far, for real: decode an SGP.02 envelope to JSON, encode it back, compare, a test PKI,
+# the policy bundles' tests, an emulated fleet, the SOAP benchmark. Later issues add the servers and the scenario.
 demo: release
 	@scripts/demo.sh
 

@@ -2,7 +2,7 @@
 # `make demo`: runs what the platform can do today, for real (no canned output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=.build/release/m2mrsp
+bin=${M2MRSP_BIN:-.build/release/m2mrsp}
 golden=Tests/M2MSOAPTests/Golden
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -34,7 +34,17 @@ for f in "$golden"/*/*.xml; do
 done
 echo "$n envelopes decoded and re-encoded byte-identically"
 
+step "A test PKI on brainpoolP256r1, checked with the stock openssl"
+$bin pki init "$work/pki" --curve brainpoolP256r1 | head -1
+openssl verify -CAfile "$work/pki/ci/ci.crt.pem" "$work/pki/eum/eum.crt.pem"
+
+step "The operator policy bundles' own tests, in the production Lua sandbox"
+$bin policy test plugins policies | tail -1
+
+step "An emulated fleet of 1000 eUICCs from a seed, with that PKI's EUM"
+$bin emulate --cards 1000 --pki "$work/pki" --curve brainpoolP256r1 --list --limit 3
+
 step "SOAP benchmark (quick)"
 $bin bench soap --quick
 
-printf '\nServers, the emulated eUICC fleet and the end-to-end scenario come with the next issues (docs/README.md).\n'
+printf '\nThe SM-SR, SM-DP, servers and the end-to-end scenario come with the next issues (docs/README.md).\n'
