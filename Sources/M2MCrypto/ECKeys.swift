@@ -59,7 +59,7 @@ public struct ECPublicKey: Sendable, Hashable, CustomStringConvertible {
         return message.withUnsafeBytes { data in
             guard let mdctx = EVP_MD_CTX_new() else { return false }
             defer { EVP_MD_CTX_free(mdctx) }
-            guard EVP_DigestVerifyInit_ex(mdctx, nil, "SHA256", nil, nil, box.pointer, nil) == 1 else {
+            guard EVP_DigestVerifyInit(mdctx, nil, Algorithms.sha256, nil, box.pointer) == 1 else {
                 _ = OpenSSLErrorStack.drain()
                 return false
             }
@@ -184,7 +184,7 @@ public struct ECPrivateKey: Sendable, CustomStringConvertible {
         let ok = message.withUnsafeBytes { data -> Bool in
             guard let mdctx = EVP_MD_CTX_new() else { return false }
             defer { EVP_MD_CTX_free(mdctx) }
-            guard EVP_DigestSignInit_ex(mdctx, nil, "SHA256", nil, nil, box.pointer, nil) == 1 else { return false }
+            guard EVP_DigestSignInit(mdctx, nil, Algorithms.sha256, nil, box.pointer) == 1 else { return false }
             return EVP_DigestSign(mdctx, &der, &length, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count) == 1
         }
         guard ok else { throw CryptoError.openSSL(.openSSLFailure, "ECDSA signing") }

@@ -173,7 +173,7 @@ final class RawKey {
         defer { EVP_MD_CTX_free(ctx) }
         var out = [UInt8](repeating: 0, count: 80)
         var length = out.count
-        precondition(EVP_DigestSignInit_ex(ctx, nil, "SHA256", nil, nil, pkey, nil) == 1
+        precondition(EVP_DigestSignInit(ctx, nil, md, nil, pkey) == 1
                      && EVP_DigestSign(ctx, &out, &length, message, message.count) == 1)
         return out
     }
@@ -181,7 +181,7 @@ final class RawKey {
     func verify(_ der: [UInt8], _ message: [UInt8], md: OpaquePointer) -> Bool {
         let ctx = EVP_MD_CTX_new()
         defer { EVP_MD_CTX_free(ctx) }
-        return EVP_DigestVerifyInit_ex(ctx, nil, "SHA256", nil, nil, pkey, nil) == 1
+        return EVP_DigestVerifyInit(ctx, nil, md, nil, pkey) == 1
             && EVP_DigestVerify(ctx, der, der.count, message, message.count) == 1
     }
 
