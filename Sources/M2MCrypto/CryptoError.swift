@@ -55,6 +55,8 @@ public struct CryptoError: Error, Hashable, Sendable, CustomStringConvertible, F
         public static let openSSLFailure = Code(name: "openSSLFailure")
         /// The curve or algorithm is not supported.
         public static let unsupported = Code(name: "unsupported")
+        /// A TLS handshake or record failed (unknown PSK identity, wrong key, protocol error, peer gone).
+        public static let tlsFailure = Code(name: "tlsFailure")
     }
 
     public let code: Code
