@@ -7,7 +7,9 @@
 //       answered with its PoR status (unsecured PoR up to the CC check, secured after) and leaves
 //       the card unchanged, counter included. An accepted packet moves the counter; its secured data
 //       is an expanded command script (AA/AE) run by `processScript` for the application the TAR
-//       names, and the PoR carries the response script (AB/AF), secured as SPI2 asks.
+//       names, and the PoR carries the response script (AB/AF), secured as SPI2 asks. Secured data
+//       to the ISD-R that is administration session triggering parameters (81 …) is an SCP81 push:
+//       the PoR carries no data and the delivery returns the trigger (SCP81Agent.swift).
 //   MO  each pending default notification (E1 …) as one packet to TAR 000001, ciphered and with a CC,
 //       no PoR asked; counter 00…00 with the "no counter" SPI (§3.3), or, when asked, the card's MO
 //       counter incremented per packet. A notification is sent again until 3A08 confirms it.
@@ -34,8 +36,17 @@ public struct SCP80Delivery: Sendable, Hashable {
     public let status: SCP80PoRStatus
     /// The PoR TP-UD to send back (02 71 00 …); nil when the SPI asks for none.
     public let proofOfReceipt: [UInt8]?
-    /// The response script (AB/AF) in clear, when the packet was accepted.
+    /// The response script (AB/AF) in clear, when the packet was accepted and carried a script.
     public let responseScript: [UInt8]?
+    /// The administration session the packet asked the ISD-R to open (an SCP81 push), when it was one.
+    public let adminSessionTrigger: AdminSessionTrigger?
+
+    public init(status: SCP80PoRStatus, proofOfReceipt: [UInt8]?, responseScript: [UInt8]?, adminSessionTrigger: AdminSessionTrigger? = nil) {
+        self.status = status
+        self.proofOfReceipt = proofOfReceipt
+        self.responseScript = responseScript
+        self.adminSessionTrigger = adminSessionTrigger
+    }
 }
 
 /// How MO packets use the counter.
@@ -77,6 +88,12 @@ extension EUICC {
                 target = .isdP(isdp.aid)
             } else {
                 target = .isdR  // unreachable: the receiver only accepts the TARs above
+            }
+            // An SCP81 push (GP Amendment B): the secured data is the triggering parameters (81 …), not a
+            // script. The PoR acknowledges it with no data; the agent then opens the HTTPS session.
+            if target == .isdR, command.data.first == 0x81, let trigger = try? AdminSessionTrigger(bytes: command.data) {
+                let proofOfReceipt = try receiver.proofOfReceipt(for: command, status: .ok, data: [])
+                return SCP80Delivery(status: .ok, proofOfReceipt: proofOfReceipt, responseScript: nil, adminSessionTrigger: trigger)
             }
             let response = processScript(command.data, target: target)
             let proofOfReceipt = try receiver.proofOfReceipt(for: command, status: .ok, data: response)
@@ -124,6 +141,12 @@ public struct SCP80Peer: Sendable {
     /// Secures a command script (AA/AE) with the next counter.
     public mutating func secure(_ script: ExpandedCommandScript, spi: SCP80SPI = SCP80Peer.defaultSPI) throws(CryptoError) -> SCP80SecuredCommand {
         try sender.secure(script.encoded, spi: spi)
+    }
+
+    /// Secures an SCP81 push for the ISD-R: the administration session triggering parameters as the
+    /// secured data (GP Amendment B), with the next counter.
+    public mutating func securePush(_ trigger: AdminSessionTrigger, spi: SCP80SPI = SCP80Peer.defaultSPI) throws(CryptoError) -> SCP80SecuredCommand {
+        try sender.secure(trigger.encoded, spi: spi)
     }
 
     /// Opens the PoR answering `command`; the response script when it carries one.

@@ -4,7 +4,7 @@
 //   deliverSMS   an MT SMS-PP (TP-UD with the 02 70 00 header) → the PoR TP-UD, or nil
 //   moMessages   the MO SMS the card has to send now (default notifications, SCP80Endpoint.swift)
 //   runScript    an expanded command script (AA/AE) for an application, answered AB/AF — the body of
-//                the HTTPS admin protocol; the SCP81 PSK-TLS around it is not done here
+//                the HTTPS admin protocol (SCP81Agent.swift runs it over PSK-TLS sockets)
 //
 // `InProcessTransport` hands the bytes to a fleet directly (no copies beyond the card's own, no
 // networking). `SCP80Datagram` is the framing `m2mrsp emulate --serve-scp80` speaks over loopback UDP
@@ -12,6 +12,7 @@
 
 public import M2MCore
 public import M2MCrypto
+public import M2MWire
 
 /// A transport failure (not a card's answer: those are PoR statuses and status words).
 public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -20,6 +21,8 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         case unknownCard
         /// The bytes are not an SCP80 command packet; the card answers nothing.
         case notAPacket
+        /// The network path failed: address, connect, listen, accept, timeout, peer gone.
+        case unreachable
     }
 
     public let code: Code
@@ -41,6 +44,15 @@ public protocol EUICCTransport: Sendable {
     func moMessages(from eid: EID) throws(TransportError) -> [[UInt8]]
     /// An expanded command script for an application of the card; the response script.
     func runScript(_ script: [UInt8], target: ScriptTarget, on eid: EID) throws(TransportError) -> [UInt8]
+    /// `deliverSMS`, plus the SCP81 administration session the packet asked the card to open (a push).
+    func deliverSMSAndTrigger(_ userData: [UInt8], to eid: EID) throws(TransportError) -> (proofOfReceipt: [UInt8]?, trigger: AdminSessionTrigger?)
+}
+
+extension EUICCTransport {
+    /// Transports that cannot see pushes report none.
+    public func deliverSMSAndTrigger(_ userData: [UInt8], to eid: EID) throws(TransportError) -> (proofOfReceipt: [UInt8]?, trigger: AdminSessionTrigger?) {
+        (try deliverSMS(userData, to: eid), nil)
+    }
 }
 
 /// The in-process transport: a fleet's cards, called directly.
@@ -66,6 +78,11 @@ public struct InProcessTransport: EUICCTransport {
 
     public func deliverSMS(_ userData: [UInt8], to eid: EID) throws(TransportError) -> [UInt8]? {
         try delivery(userData, to: eid).proofOfReceipt
+    }
+
+    public func deliverSMSAndTrigger(_ userData: [UInt8], to eid: EID) throws(TransportError) -> (proofOfReceipt: [UInt8]?, trigger: AdminSessionTrigger?) {
+        let delivery = try delivery(userData, to: eid)
+        return (delivery.proofOfReceipt, delivery.adminSessionTrigger)
     }
 
     /// `deliverSMS` with the card's whole answer (status, response script).
@@ -120,8 +137,11 @@ public enum SCP80Datagram {
     /// An MO poll request.
     public static func pollRequest(eid: EID) -> [UInt8] { [moPoll] + eid.bytes }
 
-    /// Answers one request datagram with the transport.
-    public static func handle(_ request: [UInt8], transport: some EUICCTransport) -> [UInt8] {
+    /// Answers one request datagram with the transport. An SCP81 push (its PoR is answered as any
+    /// other) is handed to `onAdminSessionTrigger`, which opens the card's admin session.
+    public static func handle(
+        _ request: [UInt8], transport: some EUICCTransport, onAdminSessionTrigger: ((EID, AdminSessionTrigger) -> Void)? = nil
+    ) -> [UInt8] {
         guard request.count >= 17, request[0] == mtSMS || request[0] == moPoll else { return [0xFF, malformed] }
         let op = request[0]
         var text = ""
@@ -134,7 +154,9 @@ public enum SCP80Datagram {
         guard let eid = try? EID(text: text) else { return [op | 0x80, unknownCard] }
         do throws(TransportError) {
             if op == mtSMS {
-                guard let por = try transport.deliverSMS(Array(request[17...]), to: eid) else { return [0x81, noPoR] }
+                let (proofOfReceipt, trigger) = try transport.deliverSMSAndTrigger(Array(request[17...]), to: eid)
+                if let trigger { onAdminSessionTrigger?(eid, trigger) }
+                guard let por = proofOfReceipt else { return [0x81, noPoR] }
                 return [0x81, porFollows] + por
             }
             guard request.count == 17 else { return [0xFF, malformed] }

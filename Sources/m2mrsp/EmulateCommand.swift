@@ -26,7 +26,9 @@ struct EmulateCommand: ParsableCommand {
             signs the cards' CERT.ECASD.ECKA and EIS. Without --pki a throw-away test PKI is generated \
             (a loaded fleet then has no EUM and cannot print EIS). --serve-scp80 answers SCP80 command \
             packets addressed by EID over UDP (framing in docs/emulator.md) until interrupted, then saves \
-            to --save if given. Progress is shown on standard error for large fleets.
+            to --save if given; an SCP81 push (triggering parameters to the ISD-R) makes the card open a \
+            PSK-TLS admin session to the address in the push or to --admin-server. --probe-scp80 and \
+            --probe-scp81 are the SM-SR-side test peers. Progress is shown on standard error for large fleets.
             """
     )
 
@@ -72,7 +74,13 @@ struct EmulateCommand: ParsableCommand {
     @Option(name: .customLong("probe-scp80"), help: "Act as the SM-SR test peer: send GET STATUS and GET DATA to --card at HOST:PORT, poll its MO packets.")
     var probeSCP80: String?
 
-    @Option(help: "With --probe-scp80, the card's index.")
+    @Option(name: .customLong("admin-server"), help: "With --serve-scp80: where cards open SCP81 admin sessions, HOST:PORT (default: the address in the push).")
+    var adminServer: String?
+
+    @Option(name: .customLong("probe-scp81"), help: "Act as the SM-SR test peer over SCP81: push a trigger to --card at the SCP80 endpoint HOST:PORT, serve its PSK-TLS admin session, send GET DATA and GET STATUS.")
+    var probeSCP81: String?
+
+    @Option(help: "With --probe-scp80/--probe-scp81, the card's index.")
     var card: Int = 0
 
     @Flag(help: "No progress bar.")
@@ -87,6 +95,10 @@ struct EmulateCommand: ParsableCommand {
         let seedBytes = try Self.seedBytes(seed)
         if let probe = probeSCP80 {
             try probeEndpoint(probe, seed: seedBytes)
+            return
+        }
+        if let probe = probeSCP81 {
+            try probeAdminSession(probe, seed: seedBytes)
             return
         }
         let material = try loadPKI()
@@ -266,6 +278,29 @@ struct EmulateCommand: ParsableCommand {
         signal(SIGTERM) { _ in EmulateCommand.stop.store(true, ordering: .relaxed) }
         let transport = InProcessTransport(fleet: fleet)
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let adminOverride = try adminServer.map { text -> (String, UInt16) in
+            let parts = text.split(separator: ":")
+            guard parts.count == 2, let port = UInt16(parts[1]) else { throw ValidationError("--admin-server '\(text)' is not HOST:PORT") }
+            return (String(parts[0]), port)
+        }
+        let agentContext = try PSKTLSContext(role: .client)
+        let sessions = DispatchGroup()
+        // An SCP81 push: the card's agent opens the admin session on its own thread, as a card's BIP
+        // channel runs beside its SMS traffic.
+        let onTrigger: @Sendable (EID, AdminSessionTrigger) -> Void = { eid, trigger in
+            guard let index = fleet.index(of: eid) else { return }
+            sessions.enter()
+            Thread.detachNewThread {
+                defer { sessions.leave() }
+                do {
+                    let report = try SCP81Client.runSession(
+                        fleet: fleet, index: index, trigger: trigger, host: adminOverride?.0, port: adminOverride?.1, context: agentContext)
+                    FileHandle.standardError.write(Data("card \(index): SCP81 session done (\(report.protocolVersion) \(report.cipherSuite), \(report.statuses.count) script(s))\n".utf8))
+                } catch {
+                    FileHandle.standardError.write(Data("card \(index): SCP81 session failed: \(error)\n".utf8))
+                }
+            }
+        }
         let deadline = serveSeconds.map { Date().addingTimeInterval($0) }
         FileHandle.standardError.write(Data("serving SCP80 for \(fleet.count) cards on udp://\(text) with \(workers) workers (framing: docs/emulator.md); Ctrl-C stops\n".utf8))
         let served = Atomic<Int>(0)
@@ -282,7 +317,7 @@ struct EmulateCommand: ParsableCommand {
                         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(socket, &buffer, buffer.count, 0, $0, &length) }
                     }
                     guard received > 0 else { continue }
-                    let answer = SCP80Datagram.handle(Array(buffer[0..<received]), transport: transport)
+                    let answer = SCP80Datagram.handle(Array(buffer[0..<received]), transport: transport, onAdminSessionTrigger: onTrigger)
                     _ = withUnsafePointer(to: &peer) {
                         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, answer, answer.count, 0, $0, length) }
                     }
@@ -292,6 +327,7 @@ struct EmulateCommand: ParsableCommand {
             }
         }
         group.wait()
+        sessions.wait()
         FileHandle.standardError.write(Data("stopped after \(served.load(ordering: .relaxed)) datagrams\n".utf8))
     }
 
@@ -337,6 +373,51 @@ struct EmulateCommand: ParsableCommand {
         for packet in packets {
             let payload = try peer.openMO(packet)
             print("  notification \(Hex.encode(payload))")
+        }
+    }
+}
+
+extension EmulateCommand {
+    /// The SM-SR side over SCP81: listens for the card's admin session on a loopback TCP port, pushes
+    /// the triggering parameters (that port) to card `card` through the SCP80 endpoint, then serves the
+    /// session: GET DATA (EID) and GET STATUS to the ISD-R, 204.
+    func probeAdminSession(_ text: String, seed: [UInt8]) throws {
+        var address = try Self.address(text)
+        let curve = try requestedCurve() ?? .p256
+        let identity = CardIdentity(seed: seed, index: UInt64(card), curve: curve)
+        let eid = identity.eid
+        let listener = try TCPSocket.listen(host: "127.0.0.1", port: 0)
+        defer { TCPSocket.close(listener) }
+        let port = TCPSocket.boundPort(listener)
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard socket >= 0 else { throw EmulateFailure("cannot open a UDP socket") }
+        defer { close(socket) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let counter = SCP80Counter(exactly: UInt64(Date().timeIntervalSince1970 * 100)) ?? .zero
+        var peer = try SCP80Peer(keys: identity.scp80KeySet, counter: counter)
+        let push = try peer.securePush(AdminSessionTrigger(port: port, ipv4: [127, 0, 0, 1], uri: AdminProtocol.defaultURI))
+        let request = SCP80Datagram.smsRequest(eid: eid, userData: push.userData)
+        let sent = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, request, request.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard sent == request.count else { throw EmulateFailure("cannot send to \(text)") }
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let received = recv(socket, &buffer, buffer.count, 0)
+        guard received >= 2, buffer[0] == 0x81, buffer[1] == SCP80Datagram.porFollows else {
+            throw EmulateFailure(received > 0 ? "endpoint answered \(Hex.encode(buffer[0..<received]))" : "no answer from \(text) within 2 s")
+        }
+        let (por, _) = try peer.open(Array(buffer[2..<received]), for: push)
+        print("card \(card) EID \(eid.text): push sent (admin server 127.0.0.1:\(port)), PoR status \(por.status)")
+        let status = CommandAPDU(cla: 0x80, ins: 0xF2, p1: 0x40, p2: 0x02, data: TLV(0x4F, []).encoded + TLV(0x5C, [0x4F, 0x9F, 0x70]).encoded, le: 0)
+        let script = ExpandedCommandScript(commands: [CommandAPDU(cla: 0x80, ins: 0xCA, p1: 0x00, p2: 0x5A, le: 0), status], coding: .indefinite)
+        let session = try SCP81Peer.serveOne(
+            listener: listener, context: try PSKTLSContext(role: .server), timeout: 10,
+            keyFor: { $0.eid == eid ? identity.scp81PSK : nil }, scripts: [AdminScript(target: EUICC.isdRAID, script: script.encoded)])
+        print("SCP81 session: PSK identity \(session.pskIdentity ?? "-"), \(session.cipherSuite ?? "-")")
+        for result in session.results {
+            print("  script to \(AdminProtocol.applicationURI(result.script.target)): X-Admin-Script-Status \(result.status.rawValue)")
+            for response in (try? ExpandedResponseScript(bytes: result.response))?.responses ?? [] { print("  R-APDU \(Hex.encode(response.bytes))") }
         }
     }
 }

@@ -33,7 +33,9 @@ struct Platform {
 
     static func aid(_ n: UInt8) -> AID { try! AID(bytes: Hex.decode("A0000005591010FFFFFFFF89000010")! + [n]) }
 
-    func createISDPCommand(_ aid: AID, memory: Int? = nil) -> CommandAPDU {
+    func createISDPCommand(_ aid: AID, memory: Int? = nil) -> CommandAPDU { Self.createISDP(aid, memory: memory) }
+
+    static func createISDP(_ aid: AID, memory: Int? = nil) -> CommandAPDU {
         func lv(_ b: [UInt8]) -> [UInt8] { [UInt8(b.count)] + b }
         var parameters: [UInt8] = [0xC9, 0x04, 0x81, 0x02, 0x03, 0x70]
         if let memory { parameters += TLV(0xEF, children: [TLV(0x83, [UInt8(memory >> 8), UInt8(memory & 0xFF)])]).encoded }
