@@ -11,11 +11,23 @@ public struct CardIdentity: Sendable, Hashable {
     public let seed: [UInt8]
     public let index: UInt64
     public let curve: Curve
+    /// SK.ECASD.ECKA given instead of derived: a single card replaying a trace recorded with a known
+    /// key (spec §4.4). Fleets never set it: their cards' keys all come from the seed.
+    public let fixedECASDScalar: [UInt8]?
 
     public init(seed: [UInt8], index: UInt64, curve: Curve) {
         self.seed = seed
         self.index = index
         self.curve = curve
+        self.fixedECASDScalar = nil
+    }
+
+    /// A card whose SK.ECASD.ECKA is `ecasdScalar` (big endian); its other secrets derive from the seed.
+    public init(seed: [UInt8], index: UInt64, curve: Curve, ecasdScalar: [UInt8]) {
+        self.seed = seed
+        self.index = index
+        self.curve = curve
+        self.fixedECASDScalar = ecasdScalar
     }
 
     func derive(_ label: String, count: Int = 32) -> [UInt8] {
@@ -42,6 +54,7 @@ public struct CardIdentity: Sendable, Hashable {
 
     /// SK.ECASD.ECKA: a valid scalar derived from the seed (retrying past the rare invalid value).
     public func ecasdKey() throws(CryptoError) -> ECPrivateKey {
+        if let fixedECASDScalar { return try ECPrivateKey(rawScalar: fixedECASDScalar, curve: curve) }
         var attempt = 0
         while true {
             do {
@@ -51,6 +64,17 @@ public struct CardIdentity: Sendable, Hashable {
                 if attempt > 8 { throw error }
             }
         }
+    }
+
+    /// SK.ECASD.ECKA for ECDH only (the same scalar as `ecasdKey()`, without computing PK.ECASD): what
+    /// the card needs in a key establishment.
+    public func ecasdAgreementKey() throws(CryptoError) -> ECAgreementKey {
+        if let fixedECASDScalar { return try ECAgreementKey(rawScalar: fixedECASDScalar, curve: curve) }
+        for attempt in 0...8 {
+            let scalar = derive("ecasd-\(attempt)")
+            if curve.isValidScalar(scalar) { return try ECAgreementKey(rawScalar: scalar, curve: curve) }
+        }
+        throw CryptoError(code: .invalidKey, detail: "no valid SK.ECASD scalar derived")
     }
 
     /// The ISD-R's SCP80 keys (KIc, KID), key version 1, AES-128.
