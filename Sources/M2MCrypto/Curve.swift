@@ -22,6 +22,33 @@ public enum Curve: String, Sendable, Hashable, Codable, CaseIterable, CustomStri
         }
     }
 
+    /// The group order n, big endian (a private scalar is 1 ≤ d < n).
+    public var order: [UInt8] {
+        switch self {
+        case .p256: Curve.p256Order
+        case .brainpoolP256r1: Curve.brainpoolOrder
+        }
+    }
+
+    static let p256Order: [UInt8] = [
+        0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+        0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51,
+    ]
+    static let brainpoolOrder: [UInt8] = [
+        0xA9, 0xFB, 0x57, 0xDB, 0xA1, 0xEE, 0xA9, 0xBC, 0x3E, 0x66, 0x0A, 0x90, 0x9D, 0x83, 0x8D, 0x71,
+        0x8C, 0x39, 0x7A, 0xA3, 0xB5, 0x61, 0xA6, 0xF7, 0x90, 0x1E, 0x0E, 0x82, 0x97, 0x48, 0x56, 0xA7,
+    ]
+
+    /// True when `scalar` (big endian, at most 32 bytes) is a valid private scalar: 1 ≤ d < n.
+    public func isValidScalar(_ scalar: some ContiguousBytes) -> Bool {
+        scalar.withUnsafeBytes { bytes -> Bool in
+            guard bytes.count <= coordinateSize, bytes.contains(where: { $0 != 0 }) else { return false }
+            let padded = [UInt8](repeating: 0, count: coordinateSize - bytes.count) + bytes
+            for (a, b) in zip(padded, order) where a != b { return a < b }
+            return false  // d == n
+        }
+    }
+
     /// Bytes of one coordinate or of the scalar.
     public var coordinateSize: Int { 32 }
 

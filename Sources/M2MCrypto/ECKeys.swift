@@ -193,6 +193,10 @@ public struct ECPrivateKey: Sendable, CustomStringConvertible {
 
     /// ECKA (ECDH): the x-coordinate of d·Q, as secret bytes. `peer` was validated when created.
     public func sharedSecret(with peer: ECPublicKey) throws(CryptoError) -> SecureBytes {
+        try Self.derive(box, curve: curve, peer: peer)
+    }
+
+    static func derive(_ box: PKeyBox, curve: Curve, peer: ECPublicKey) throws(CryptoError) -> SecureBytes {
         guard peer.curve == curve else { throw CryptoError(code: .invalidKey, detail: "peer key is on \(peer.curve), not \(curve)") }
         guard let ctx = EVP_PKEY_CTX_new_from_pkey(nil, box.pointer, nil) else { throw CryptoError.openSSL(.openSSLFailure, "EVP_PKEY_CTX_new") }
         defer { EVP_PKEY_CTX_free(ctx) }
@@ -209,6 +213,38 @@ public struct ECPrivateKey: Sendable, CustomStringConvertible {
     }
 
     public var description: String { "ECPrivateKey(\(curve), redacted)" }
+}
+
+/// A private scalar for ECKA (ECDH) only: no public point is computed, so importing it costs a
+/// third of an `ECPrivateKey` on P-256 and a fourteenth on brainpoolP256r1 (no d·G). For keys that
+/// live in a store and are used once per session, like an emulated card's SK.ECASD.ECKA.
+public struct ECAgreementKey: Sendable, CustomStringConvertible {
+    let box: PKeyBox
+    public let curve: Curve
+
+    /// From a raw big-endian scalar (1 ≤ d < n, checked).
+    public init(rawScalar scalar: some ContiguousBytes, curve: Curve) throws(CryptoError) {
+        guard curve.isValidScalar(scalar) else { throw CryptoError(code: .invalidKey, detail: "not a valid private scalar on \(curve)") }
+        let pkey = scalar.withUnsafeBytes { bytes in
+            m2m_ec_agreement_from_scalar(curve.groupName, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+        }
+        guard let pkey else { throw CryptoError.openSSL(.invalidKey, "EC private scalar import on \(curve)") }
+        self.box = PKeyBox(pkey)
+        self.curve = curve
+    }
+
+    /// The agreement half of a full key pair.
+    public init(_ key: ECPrivateKey) {
+        self.box = key.box
+        self.curve = key.curve
+    }
+
+    /// ECKA (ECDH): the x-coordinate of d·Q, as secret bytes.
+    public func sharedSecret(with peer: ECPublicKey) throws(CryptoError) -> SecureBytes {
+        try ECPrivateKey.derive(box, curve: curve, peer: peer)
+    }
+
+    public var description: String { "ECAgreementKey(\(curve), redacted)" }
 }
 
 /// An ECDSA signature, kept as plain r‖s.

@@ -174,13 +174,18 @@ public struct KeyEstablishmentHost: Sendable {
 /// The eUICC side (ECASD with the ISD-P or ISD-R): verifies the certificate against PK.CI, the
 /// signed key agreement data against PK.DP/PK.SR, derives the keys and answers with the receipt.
 public struct KeyEstablishmentCard: Sendable {
-    let ecasdKey: ECPrivateKey
+    let ecasdKey: ECAgreementKey
     let ciPublicKey: ECPublicKey
     public let expectedRole: GPCertificate.Role
     var peerKey: ECPublicKey?
     var randomChallenge: [UInt8]?
 
     public init(ecasdKey: ECPrivateKey, ciPublicKey: ECPublicKey, expectedRole: GPCertificate.Role) {
+        self.init(ecasdKey: ECAgreementKey(ecasdKey), ciPublicKey: ciPublicKey, expectedRole: expectedRole)
+    }
+
+    /// With SK.ECASD.ECKA as an agreement-only key (no public point needed on the card side).
+    public init(ecasdKey: ECAgreementKey, ciPublicKey: ECPublicKey, expectedRole: GPCertificate.Role) {
         self.ecasdKey = ecasdKey
         self.ciPublicKey = ciPublicKey
         self.expectedRole = expectedRole

@@ -271,7 +271,7 @@ public struct EUICC: Sendable {
         }
         do {
             if tag == 0x3A01 {
-                var session = KeyEstablishmentCard(ecasdKey: try identity.ecasdKey(), ciPublicKey: ciPublicKey, expectedRole: .smdp)
+                var session = KeyEstablishmentCard(ecasdKey: try identity.ecasdAgreementKey(), ciPublicKey: ciPublicKey, expectedRole: .smdp)
                 let answer = try session.processCertificate(data)
                 keyEstablishment = session
                 return ResponseAPDU(data: answer, sw: .success)

@@ -56,4 +56,23 @@ struct ECTests {
         let zeroSignature = try ECDSASignature(rawRepresentation: [UInt8](repeating: 0, count: 64), curve: .p256)
         #expect(!key.publicKey.isValidSignature(zeroSignature, for: [1]))
     }
+
+    @Test("An agreement-only key agrees with the full key pair; 0, n and above are refused", arguments: Curve.allCases)
+    func agreementKey(curve: Curve) throws {
+        let full = try ECPrivateKey(generatingOn: curve)
+        let peer = try ECPrivateKey(generatingOn: curve)
+        let agreement = try ECAgreementKey(rawScalar: try full.rawScalar, curve: curve)
+        #expect(try agreement.sharedSecret(with: peer.publicKey) == (try peer.sharedSecret(with: full.publicKey)))
+        #expect(try ECAgreementKey(full).sharedSecret(with: peer.publicKey) == (try full.sharedSecret(with: peer.publicKey)))
+        var above = curve.order
+        above[31] &+= 1
+        var below = curve.order
+        below[31] &-= 1
+        for bad in [[UInt8](repeating: 0, count: 32), curve.order, above, [UInt8](repeating: 0xFF, count: 32), [UInt8](repeating: 1, count: 33)] {
+            #expect(throws: CryptoError(code: .invalidKey)) { _ = try ECAgreementKey(rawScalar: bad, curve: curve) }
+            #expect(throws: CryptoError.self) { _ = try ECPrivateKey(rawScalar: bad, curve: curve) }
+        }
+        #expect(curve.isValidScalar(below) && curve.isValidScalar([1]))
+        _ = try ECPrivateKey(rawScalar: below, curve: curve)
+    }
 }
