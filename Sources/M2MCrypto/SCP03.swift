@@ -108,6 +108,8 @@ public struct SCP03Session: Sendable {
     public private(set) var counter: UInt32 = 0
     let macCMAC: AESCMAC
     let rmacCMAC: AESCMAC
+    /// S-ENC, keyed once for the ICVs and the CBC operations of the session.
+    let encCipher: AESKeyedCipher
 
     init(keys: SCP03SessionKeys, level: SCP03SecurityLevel, mcv: [UInt8]) throws(CryptoError) {
         self.keys = keys
@@ -115,6 +117,7 @@ public struct SCP03Session: Sendable {
         self.mcv = mcv
         self.macCMAC = try AESCMAC(key: keys.mac)
         self.rmacCMAC = try AESCMAC(key: keys.rmac)
+        self.encCipher = try AESKeyedCipher(key: keys.enc)
     }
 
     // MARK: Commands
@@ -138,11 +141,11 @@ public struct SCP03Session: Sendable {
     }
 
     func commandICV() throws(CryptoError) -> [UInt8] {
-        try BlockCipher.aesECBEncryptBlock(key: keys.enc, block: SCP03Session.counterBlock(counter, first: 0x00))
+        try encCipher.encryptBlock(SCP03Session.counterBlock(counter, first: 0x00))
     }
 
     func responseICV() throws(CryptoError) -> [UInt8] {
-        try BlockCipher.aesECBEncryptBlock(key: keys.enc, block: SCP03Session.counterBlock(counter, first: 0x80))
+        try encCipher.encryptBlock(SCP03Session.counterBlock(counter, first: 0x80))
     }
 
     static func counterBlock(_ counter: UInt32, first: UInt8) -> [UInt8] {
@@ -157,22 +160,22 @@ public struct SCP03Session: Sendable {
 
     /// C-ENC: pad 80 00… and encrypt with the counter ICV.
     func encryptCommand(_ plain: [UInt8]) throws(CryptoError) -> [UInt8] {
-        try BlockCipher.cbc(.aes, encrypt: true, key: keys.enc, iv: commandICV(), data: Padding.iso9797M2(plain))
+        try encCipher.cbc(encrypt: true, iv: commandICV(), data: Padding.iso9797M2(plain))
     }
 
     /// C-DEC on the card side.
     func decryptCommand(_ cipher: [UInt8]) throws(CryptoError) -> [UInt8] {
-        try Padding.removeISO9797M2(BlockCipher.cbc(.aes, encrypt: false, key: keys.enc, iv: commandICV(), data: cipher))
+        try Padding.removeISO9797M2(encCipher.cbc(encrypt: false, iv: commandICV(), data: cipher))
     }
 
     /// R-ENC on the card side.
     func encryptResponse(_ plain: [UInt8]) throws(CryptoError) -> [UInt8] {
-        try BlockCipher.cbc(.aes, encrypt: true, key: keys.enc, iv: responseICV(), data: Padding.iso9797M2(plain))
+        try encCipher.cbc(encrypt: true, iv: responseICV(), data: Padding.iso9797M2(plain))
     }
 
     /// R-DEC on the host side.
     func decryptResponse(_ cipher: [UInt8]) throws(CryptoError) -> [UInt8] {
-        try Padding.removeISO9797M2(BlockCipher.cbc(.aes, encrypt: false, key: keys.enc, iv: responseICV(), data: cipher))
+        try Padding.removeISO9797M2(encCipher.cbc(encrypt: false, iv: responseICV(), data: cipher))
     }
 
     /// R-MAC over MCV ‖ parts (8 bytes).
@@ -184,8 +187,12 @@ public struct SCP03Session: Sendable {
 /// ISO/IEC 9797-1 padding method 2 (80 00…) to 16-byte blocks.
 public enum Padding {
     public static func iso9797M2(_ data: [UInt8], block: Int = 16) -> [UInt8] {
-        var out = data + [0x80]
-        while out.count % block != 0 { out.append(0) }
+        let padded = (data.count / block + 1) * block
+        var out = [UInt8]()
+        out.reserveCapacity(padded)
+        out.append(contentsOf: data)
+        out.append(0x80)
+        out.append(contentsOf: repeatElement(0, count: padded - out.count))
         return out
     }
 

@@ -3,6 +3,7 @@
 // once per process (ARCHITECTURE.md: per-call fetches cost more than the operation).
 
 internal import COpenSSL
+internal import Synchronization
 
 /// Algorithms fetched once from the default provider.
 enum Algorithms {
@@ -114,11 +115,12 @@ public enum BlockCipher {
     }
 }
 
-/// AES-CMAC (NIST SP 800-38B). A keyed instance keeps an initialised context and duplicates it
-/// per message, so the key schedule is computed once per key.
+/// AES-CMAC (NIST SP 800-38B). A keyed instance keeps one initialised context and restarts it per
+/// message (EVP_MAC_init without a key keeps the key schedule), so a key costs its schedule once and
+/// a message no allocation. Thread-safe: the context is used under a lock.
 public final class AESCMAC: @unchecked Sendable {
-    // The template context is never mutated after init; each MAC works on a duplicate.
-    private let template: OpaquePointer
+    private let context: OpaquePointer
+    private let lock = Mutex(())
 
     public init(key: some ContiguousBytes) throws(CryptoError) {
         guard let ctx = EVP_MAC_CTX_new(Algorithms.cmac) else { throw CryptoError.openSSL(.openSSLFailure, "EVP_MAC_CTX_new") }
@@ -130,30 +132,90 @@ public final class AESCMAC: @unchecked Sendable {
             EVP_MAC_CTX_free(ctx)
             throw CryptoError.openSSL(.invalidKey, "an AES-CMAC key is 16, 24 or 32 bytes")
         }
-        template = ctx
+        context = ctx
     }
 
-    deinit { EVP_MAC_CTX_free(template) }
+    deinit { EVP_MAC_CTX_free(context) }
 
     /// The full 16-byte MAC over the concatenation of `parts`.
     public func mac(_ parts: [UInt8]...) -> [UInt8] { mac(parts: parts) }
 
     public func mac(parts: [[UInt8]]) -> [UInt8] {
-        guard let ctx = EVP_MAC_CTX_dup(template) else { preconditionFailure("EVP_MAC_CTX_dup: \(OpenSSLErrorStack.drain())") }
-        defer { EVP_MAC_CTX_free(ctx) }
-        for part in parts where !part.isEmpty {
-            let ok = part.withUnsafeBufferPointer { EVP_MAC_update(ctx, $0.baseAddress, $0.count) }
-            precondition(ok == 1, "CMAC update: \(OpenSSLErrorStack.drain())")
-        }
         var out = [UInt8](repeating: 0, count: 16)
-        var length = 0
-        precondition(EVP_MAC_final(ctx, &out, &length, out.count) == 1 && length == 16, "CMAC final: \(OpenSSLErrorStack.drain())")
+        lock.withLock { _ in
+            precondition(EVP_MAC_init(context, nil, 0, nil) == 1, "CMAC restart: \(OpenSSLErrorStack.drain())")
+            for part in parts where !part.isEmpty {
+                let ok = part.withUnsafeBufferPointer { EVP_MAC_update(context, $0.baseAddress, $0.count) }
+                precondition(ok == 1, "CMAC update: \(OpenSSLErrorStack.drain())")
+            }
+            var length = 0
+            precondition(EVP_MAC_final(context, &out, &length, out.count) == 1 && length == 16, "CMAC final: \(OpenSSLErrorStack.drain())")
+        }
         return out
     }
 
     /// One-shot AES-CMAC.
     public static func mac(key: some ContiguousBytes, _ parts: [UInt8]...) throws(CryptoError) -> [UInt8] {
         try AESCMAC(key: key).mac(parts: parts)
+    }
+}
+
+/// One AES key for repeated ECB block encryptions and CBC operations (SCP03 session keys): the
+/// contexts are keyed once and only get a new IV per operation, instead of a context and a key
+/// schedule per call. Thread-safe: the contexts are used under a lock.
+public final class AESKeyedCipher: @unchecked Sendable {
+    private let ecb: OpaquePointer
+    private let cbcEncrypt: OpaquePointer
+    private let cbcDecrypt: OpaquePointer
+    private let lock = Mutex(())
+
+    public init(key: some ContiguousBytes) throws(CryptoError) {
+        var keyBytes: [UInt8] = key.withUnsafeBytes { Array($0) }
+        defer { m2m_openssl_cleanse(&keyBytes, keyBytes.count) }
+        let ecbCipher = try Algorithms.aesECB(keyLength: keyBytes.count)
+        let cbcCipher = try Algorithms.aesCBC(keyLength: keyBytes.count)
+        guard let ecb = EVP_CIPHER_CTX_new(), let cbcEncrypt = EVP_CIPHER_CTX_new(), let cbcDecrypt = EVP_CIPHER_CTX_new() else {
+            throw CryptoError.openSSL(.openSSLFailure, "EVP_CIPHER_CTX_new")
+        }
+        self.ecb = ecb
+        self.cbcEncrypt = cbcEncrypt
+        self.cbcDecrypt = cbcDecrypt
+        let zero = [UInt8](repeating: 0, count: 16)
+        guard EVP_CipherInit_ex2(ecb, ecbCipher, keyBytes, nil, 1, nil) == 1, EVP_CIPHER_CTX_set_padding(ecb, 0) == 1,
+            EVP_CipherInit_ex2(cbcEncrypt, cbcCipher, keyBytes, zero, 1, nil) == 1, EVP_CIPHER_CTX_set_padding(cbcEncrypt, 0) == 1,
+            EVP_CipherInit_ex2(cbcDecrypt, cbcCipher, keyBytes, zero, 0, nil) == 1, EVP_CIPHER_CTX_set_padding(cbcDecrypt, 0) == 1
+        else { throw CryptoError.openSSL(.openSSLFailure, "AES key set-up") }
+    }
+
+    deinit {
+        EVP_CIPHER_CTX_free(ecb)
+        EVP_CIPHER_CTX_free(cbcEncrypt)
+        EVP_CIPHER_CTX_free(cbcDecrypt)
+    }
+
+    /// AES(key, block) for one 16-byte block.
+    public func encryptBlock(_ block: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard block.count == 16 else { throw CryptoError(code: .invalidInput, detail: "an AES block is 16 bytes") }
+        var out = [UInt8](repeating: 0, count: 16)
+        var written: Int32 = 0
+        let ok = lock.withLock { _ in EVP_CipherUpdate(ecb, &out, &written, block, 16) == 1 && written == 16 }
+        guard ok else { throw CryptoError.openSSL(.openSSLFailure, "AES-ECB") }
+        return out
+    }
+
+    /// CBC over whole blocks with `iv`.
+    public func cbc(encrypt: Bool, iv: [UInt8], data: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard iv.count == 16 else { throw CryptoError(code: .invalidInput, detail: "the IV is 16 bytes") }
+        guard data.count % 16 == 0 else { throw CryptoError(code: .invalidInput, detail: "CBC input is \(data.count) bytes, not a multiple of 16") }
+        guard !data.isEmpty else { return [] }
+        let ctx = encrypt ? cbcEncrypt : cbcDecrypt
+        var out = [UInt8](repeating: 0, count: data.count)
+        var written: Int32 = 0
+        let ok = lock.withLock { _ in
+            EVP_CipherInit_ex2(ctx, nil, nil, iv, encrypt ? 1 : 0, nil) == 1 && EVP_CipherUpdate(ctx, &out, &written, data, Int32(data.count)) == 1
+        }
+        guard ok, Int(written) == data.count else { throw CryptoError.openSSL(.openSSLFailure, "AES-CBC") }
+        return out
     }
 }
 

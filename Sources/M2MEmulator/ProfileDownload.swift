@@ -52,7 +52,7 @@ extension EUICC {
                 session.hasher.update(plain)
                 session.received += plain.count
                 do {
-                    _ = try session.stream.append(plain)
+                    _ = try session.stream.consume(plain)
                     if session.stream.isComplete {
                         let summary = try session.stream.finish()
                         let size = session.received
