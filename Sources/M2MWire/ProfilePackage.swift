@@ -1184,8 +1184,8 @@ enum DERScan {
 
     /// The walk's rules on raw memory, iteratively: tags (not 00; long form of at most 2 more bytes,
     /// no leading 80, number ≥ 31), lengths (short, or 1–3 bytes, shortest form when asked), every
-    /// value inside its parent, nesting below `maximumDepth`. True when all hold. Measured: ~3× faster
-    /// than the checked walk on TS.48 packages (~2 400 TLVs in 12 KB).
+    /// value inside its parent, nesting below `maximumDepth`. True when all hold. (TS.48 packages have
+    /// ~2 400 TLVs in 12 KB; DERWalkTests proves the two walks agree on mutated packages.)
     static func quickWalk(_ bytes: [UInt8], from start: Int, to end: Int, depth: Int, maximumDepth: Int, minimalLengths: Bool) -> Bool {
         guard start >= 0, end <= bytes.count, start <= end else { return false }
         return bytes.withUnsafeBufferPointer { buffer -> Bool in
