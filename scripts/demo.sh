@@ -44,6 +44,13 @@ $bin policy test plugins policies | tail -1
 step "An emulated fleet of 1000 eUICCs from a seed, with that PKI's EUM"
 $bin emulate --cards 1000 --pki "$work/pki" --curve brainpoolP256r1 --list --limit 3
 
+step "SCP81: a push over SCP80, then the card's PSK-TLS admin session (GET DATA, GET STATUS)"
+$bin emulate --cards 5 --quiet --serve-scp80 127.0.0.1:18880 --serve-seconds 4 &
+server=$!
+sleep 1
+$bin emulate --probe-scp81 127.0.0.1:18880 --card 3
+wait "$server"
+
 step "SOAP benchmark (quick)"
 $bin bench soap --quick
 
