@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "M2MWire", targets: ["M2MWire"]),
         .library(name: "M2MRoles", targets: ["M2MRoles"]),
         .library(name: "M2MEmulator", targets: ["M2MEmulator"]),
+        .library(name: "M2MTransport", targets: ["M2MTransport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -45,8 +46,12 @@ let package = Package(
         // Lua 5.4 policy engine: sandboxed operator plugins and policy bundles.
         .target(name: "M2MPolicy", dependencies: ["M2MCore", "CLuaShims"], swiftSettings: strict),
 
+        // ES5 transport vocabulary shared by the SM-SR and the emulator: EUICCTransport, ScriptTarget,
+        // SCP80Peer, the loopback UDP framing, TCP sockets, the SCP81 admin server's end.
+        .target(name: "M2MTransport", dependencies: ["M2MCore", "M2MWire", "M2MCrypto"], swiftSettings: strict),
+
         // The eUICC emulator: meets the platform only through bytes (never imports Roles, Storage, Server).
-        .target(name: "M2MEmulator", dependencies: ["M2MCore", "M2MWire", "M2MCrypto"], swiftSettings: strict),
+        .target(name: "M2MEmulator", dependencies: ["M2MCore", "M2MWire", "M2MCrypto", "M2MTransport"], swiftSettings: strict),
 
         // Role logic (SM-SR, SM-DP, EUM, MNO): for now the EIS signature and registration checks.
         .target(
@@ -60,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "m2mrsp",
             dependencies: [
-                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy", "M2MCrypto", "M2MWire", "M2MRoles", "M2MEmulator", "COpenSSL",
+                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy", "M2MCrypto", "M2MWire", "M2MRoles", "M2MEmulator", "M2MTransport", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -73,7 +78,7 @@ let package = Package(
         .testTarget(name: "M2MWireTests", dependencies: ["M2MWire", "M2MCore"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "M2MEmulatorTests",
-            dependencies: ["M2MEmulator", "M2MCrypto", "M2MWire", "M2MCore", "M2MTestKit"], swiftSettings: strict),
+            dependencies: ["M2MEmulator", "M2MTransport", "M2MCrypto", "M2MWire", "M2MCore", "M2MTestKit"], swiftSettings: strict),
         .testTarget(
             name: "M2MRolesTests",
             dependencies: ["M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit"], swiftSettings: strict),

@@ -16,19 +16,7 @@
 public import M2MCore
 import M2MCrypto
 public import M2MWire
-
-/// The application a script is addressed to.
-public enum ScriptTarget: Sendable, Hashable, CustomStringConvertible {
-    case isdR
-    case isdP(AID)
-
-    public var description: String {
-        switch self {
-        case .isdR: "ISD-R"
-        case .isdP(let aid): "ISD-P \(aid.text)"
-        }
-    }
-}
+public import M2MTransport
 
 extension EUICC {
     /// Executes an expanded command script and returns the response script (same length coding).

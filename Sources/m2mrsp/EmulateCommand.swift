@@ -7,6 +7,7 @@ import Foundation
 import M2MCore
 import M2MCrypto
 import M2MEmulator
+import M2MTransport
 import M2MRoles
 import M2MTestKit
 import M2MWire

@@ -5,6 +5,7 @@
 import M2MCore
 import M2MCrypto
 import M2MEmulator
+import M2MTransport
 import M2MTestKit
 import M2MWire
 import Testing

@@ -17,6 +17,7 @@ import Foundation
 import M2MCore
 import M2MCrypto
 import M2MEmulator
+import M2MTransport
 import M2MTestKit
 import M2MWire
 import Testing

@@ -117,9 +117,11 @@ struct ReloadTests {
         let done = Atomicish()
         let seen = VersionSet()
         let group = DispatchGroup()
+        // Own threads, not the shared GCD pool (which parallel tests can keep busy), and progress
+        // measured in calls, not in wall-clock time: each reload happens while calls are running.
         for _ in 0..<3 {
             group.enter()
-            DispatchQueue.global().async {
+            Thread.detachNewThread {
                 defer { group.leave() }
                 while done.value == 0 {
                     let r = e.evaluate(Self.input)
@@ -133,12 +135,20 @@ struct ReloadTests {
                 }
             }
         }
+        /// Waits (up to 60 s) until the workers made `calls` more calls.
+        func progress(_ calls: Int) {
+            let target = total.value + calls
+            let deadline = Date().addingTimeInterval(60)
+            while total.value < target, Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
+        }
+        progress(10)
         for minor in 1...8 {
             try tree.write(Self.files("1.\(minor).0"))
             _ = try e.reload(directory: tree.path("b"), loader: loader)
-            Thread.sleep(forTimeInterval: 0.02)
+            progress(5)
         }
-        Thread.sleep(forTimeInterval: 0.05)
+        let deadline = Date().addingTimeInterval(60)
+        while !seen.values.contains("1.8.0"), Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
         done.bump()
         group.wait()
         #expect(mixed.value == 0)
