@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "M2MRoles", targets: ["M2MRoles"]),
         .library(name: "M2MEmulator", targets: ["M2MEmulator"]),
         .library(name: "M2MTransport", targets: ["M2MTransport"]),
+        .library(name: "M2MStorage", targets: ["M2MStorage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,6 +43,9 @@ let package = Package(
 
         // Crypto on the system OpenSSL 3 (P-256 and brainpoolP256r1, AES, CMAC, X9.63, secure channels).
         .target(name: "M2MCrypto", dependencies: ["M2MCore", "M2MWire", "COpenSSL"], swiftSettings: strict),
+
+        // SQLite store behind repository protocols (SM-SR state, outbox, decisions, idempotency).
+        .target(name: "M2MStorage", dependencies: ["M2MCore", "CSQLite"], swiftSettings: strict),
 
         // Lua 5.4 policy engine: sandboxed operator plugins and policy bundles.
         .target(name: "M2MPolicy", dependencies: ["M2MCore", "CLuaShims"], swiftSettings: strict),
@@ -82,6 +86,7 @@ let package = Package(
         .testTarget(
             name: "M2MRolesTests",
             dependencies: ["M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit"], swiftSettings: strict),
+        .testTarget(name: "M2MStorageTests", dependencies: ["M2MStorage", "M2MCore", "M2MTestKit"], swiftSettings: strict),
         .testTarget(name: "M2MPolicyTests", dependencies: ["M2MPolicy", "M2MCore", "CLuaShims"], swiftSettings: strict),
         .testTarget(
             name: "M2MSOAPTests",

@@ -1,0 +1,557 @@
+// The SM-SR's persistent state (issue #6; docs/storage.md): EIS, ISD-R key material kept apart and
+// sealed by the caller, profiles (one enabled / one fall-back / one emergency per eUICC enforced by
+// partial unique indexes), PLMA, ONC, the audit trail, function-call idempotency, pending
+// operations with their state-machine state, the notification outbox, policy decision records,
+// card notifications seen, and the SCP80 counter per eUICC.
+//
+// Roles use the repository protocols `SMSRReading` / `SMSRWriting` inside `SMSRStore.read` /
+// `write`: one write body is one SQLite transaction, so an EIS change, its audit row, its decision
+// records and its outbox rows commit together (or not at all). Documents (EIS, ProfileInfo, PLMA,
+// ONC, audit records) are stored as sorted-key JSON beside the columns that are queried.
+
+public import M2MCore
+import Foundation
+
+// MARK: - Stored values
+
+/// An EIS as stored: profiles assembled from their rows, ISD-R key values never included (they
+/// live sealed in `isdr_key`).
+public struct StoredEIS: Sendable, Hashable {
+    public var eis: EIS
+    /// Bumped on every change of the EIS or its profiles.
+    public var version: Int
+}
+
+/// An ISD-R key, sealed by the caller (encrypt-then-MAC under the storage key); metadata in clear.
+public struct SealedKey: Sendable, Hashable {
+    public var keysetVersion: Int
+    public var keyIndex: Int
+    public var keyType: UInt8
+    public var kcv: [UInt8]
+    public var sealed: [UInt8]
+
+    public init(keysetVersion: Int, keyIndex: Int, keyType: UInt8, kcv: [UInt8], sealed: [UInt8]) {
+        self.keysetVersion = keysetVersion
+        self.keyIndex = keyIndex
+        self.keyType = keyType
+        self.kcv = kcv
+        self.sealed = sealed
+    }
+}
+
+/// A function call seen, keyed by (caller, FunctionCallIdentifier).
+public struct FunctionCallRecord: Sendable, Hashable {
+    public enum State: String, Sendable { case accepted, completed }
+    public var id: Int64
+    public var caller: OID
+    public var functionCallIdentifier: String
+    public var function: String
+    public var requestDigest: [UInt8]
+    public var state: State
+    /// The response as the role encoded it (opaque here).
+    public var response: [UInt8]?
+}
+
+/// A pending operation on one eUICC (one active at a time per eUICC).
+public struct OperationRecord: Sendable, Hashable {
+    public enum State: String, Sendable { case active, completed, failed }
+    public var id: Int64
+    public var eid: EID
+    public var kind: String
+    public var iccid: ICCID?
+    public var functionCallID: Int64?
+    public var state: State
+    /// The state machine, as the role encoded it.
+    public var machine: [UInt8]
+}
+
+/// A notification (or asynchronous response) waiting for delivery.
+public struct OutboxItem: Sendable, Hashable {
+    public enum State: String, Sendable { case pending, delivered, dead }
+    public var id: Int64
+    /// The message element, e.g. `ES4-HandleProfileEnabledNotification`.
+    public var messageType: String
+    /// `es2` (through the SM-DP) or `es4` (to the MNO / M2M SP directly).
+    public var via: String
+    public var recipient: OID
+    public var recipientRole: String
+    public var smdp: OID?
+    public var body: [UInt8]
+    public var retryClass: String
+    public var state: State
+    public var attempts: Int
+    public var nextAttemptAt: Timestamp
+    public var lastError: String?
+    public var operationID: Int64?
+}
+
+/// A new outbox row.
+public struct NewOutboxItem: Sendable, Hashable {
+    public var messageType: String
+    public var via: String
+    public var recipient: OID
+    public var recipientRole: String
+    public var smdp: OID?
+    public var body: [UInt8]
+    public var retryClass: String
+
+    public init(messageType: String, via: String, recipient: OID, recipientRole: String, smdp: OID?, body: [UInt8], retryClass: String) {
+        self.messageType = messageType
+        self.via = via
+        self.recipient = recipient
+        self.recipientRole = recipientRole
+        self.smdp = smdp
+        self.body = body
+        self.retryClass = retryClass
+    }
+}
+
+/// A registered party and its role.
+public struct Party: Sendable, Hashable {
+    public enum Role: String, Sendable, Hashable, CaseIterable { case mno = "MNO", m2mSP = "M2MSP", smdp = "SMDP", eum = "EUM", smsr = "SMSR" }
+    public var oid: OID
+    public var role: Role
+
+    public init(oid: OID, role: Role) {
+        self.oid = oid
+        self.role = role
+    }
+}
+
+// MARK: - Repository protocols
+
+public protocol SMSRReading {
+    func party(_ oid: OID) throws(StorageError) -> Party?
+    func eis(_ eid: EID) throws(StorageError) -> StoredEIS?
+    func eisCount() throws(StorageError) -> Int
+    func profileLocation(_ iccid: ICCID) throws(StorageError) -> EID?
+    func isdrKeys(_ eid: EID) throws(StorageError) -> [SealedKey]
+    func scp80Counter(_ eid: EID) throws(StorageError) -> UInt64?
+    func plmas(mno: OID?, m2mSP: OID?, profileType: String?) throws(StorageError) -> [PLMA]
+    func oncs(mno: OID, profileType: String?) throws(StorageError) -> [ONC]
+    func auditTrail(_ eid: EID) throws(StorageError) -> [AuditTrailRecord]
+    func functionCall(caller: OID, identifier: String) throws(StorageError) -> FunctionCallRecord?
+    func activeOperations() throws(StorageError) -> [OperationRecord]
+    func activeOperation(_ eid: EID) throws(StorageError) -> OperationRecord?
+    func outbox(states: [OutboxItem.State]) throws(StorageError) -> [OutboxItem]
+    func dueOutbox(now: Timestamp, limit: Int) throws(StorageError) -> [OutboxItem]
+    func decisionCount(functionCallID: Int64?) throws(StorageError) -> Int
+    func cardNotificationSeen(_ eid: EID, sequence: Int) throws(StorageError) -> Bool
+}
+
+public protocol SMSRWriting: SMSRReading {
+    func upsertParty(_ party: Party) throws(StorageError)
+    /// A new EIS (profiles included, key values stripped by the caller) and its sealed ISD-R keys.
+    func insertEIS(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, now: Timestamp) throws(StorageError)
+    /// Replaces the EIS document and its profiles (a whole-EIS update, as a role computes it).
+    func updateEIS(_ eis: EIS, now: Timestamp) throws(StorageError)
+    func setSCP80Counter(_ eid: EID, _ counter: UInt64) throws(StorageError)
+    func appendAudit(_ record: AuditTrailRecord, now: Timestamp) throws(StorageError)
+    func upsertPLMA(_ plma: PLMA, now: Timestamp) throws(StorageError)
+    func deletePLMA(mno: OID, m2mSP: OID, profileType: String) throws(StorageError)
+    func upsertONC(_ onc: ONC, now: Timestamp) throws(StorageError)
+    func deleteONC(mno: OID, profileType: String) throws(StorageError)
+    func beginFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], now: Timestamp) throws(StorageError) -> Int64
+    func completeFunctionCall(_ id: Int64, response: [UInt8], now: Timestamp) throws(StorageError)
+    func insertOperation(eid: EID, kind: String, iccid: ICCID?, functionCallID: Int64?, machine: [UInt8], now: Timestamp) throws(StorageError) -> Int64
+    func updateOperation(_ id: Int64, state: OperationRecord.State, machine: [UInt8], now: Timestamp) throws(StorageError)
+    func appendOutbox(_ items: [NewOutboxItem], operationID: Int64?, now: Timestamp) throws(StorageError)
+    func markDelivered(_ id: Int64, now: Timestamp) throws(StorageError)
+    func reschedule(_ id: Int64, attempts: Int, at: Timestamp, error: String, dead: Bool) throws(StorageError)
+    func appendDecision(hook: String, record: [UInt8], operationID: Int64?, functionCallID: Int64?, now: Timestamp) throws(StorageError)
+    func recordCardNotification(_ eid: EID, sequence: Int, type: Int, aid: [UInt8], now: Timestamp) throws(StorageError)
+}
+
+/// The SM-SR's store: reads on a snapshot, writes in one transaction each.
+public protocol SMSRStore: Sendable {
+    func read<R>(_ body: (any SMSRReading) throws -> R) throws -> R
+    func write<R>(_ body: (any SMSRWriting) throws -> R) throws -> R
+}
+
+// MARK: - Schema
+
+public enum SMSRSchema {
+    public static let migrations: [Migration] = [
+        Migration(version: 1, name: "sm-sr", sql: """
+            CREATE TABLE party(oid TEXT PRIMARY KEY, role TEXT NOT NULL CHECK(role IN ('MNO','M2MSP','SMDP','EUM','SMSR'))) STRICT;
+            CREATE TABLE eis(
+              id INTEGER PRIMARY KEY, eid TEXT NOT NULL UNIQUE, eum_id TEXT NOT NULL, smsr_id TEXT NOT NULL,
+              document BLOB NOT NULL, version INTEGER NOT NULL DEFAULT 1, registered_at TEXT NOT NULL, updated_at TEXT NOT NULL) STRICT;
+            CREATE TABLE isdr_key(
+              eis_id INTEGER NOT NULL REFERENCES eis(id) ON DELETE CASCADE, keyset_version INTEGER NOT NULL, key_index INTEGER NOT NULL,
+              key_type INTEGER NOT NULL, kcv BLOB NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY(eis_id, keyset_version, key_index)) STRICT;
+            CREATE TABLE scp80_state(eis_id INTEGER PRIMARY KEY REFERENCES eis(id) ON DELETE CASCADE, counter INTEGER NOT NULL) STRICT;
+            CREATE TABLE profile(
+              id INTEGER PRIMARY KEY, eis_id INTEGER NOT NULL REFERENCES eis(id) ON DELETE CASCADE, iccid TEXT NOT NULL UNIQUE,
+              isdp_aid TEXT NOT NULL, mno_id TEXT NOT NULL, smdp_id TEXT, profile_type TEXT,
+              state TEXT NOT NULL CHECK(state IN ('Created','Disabled','Enabled')),
+              fallback INTEGER NOT NULL, emergency INTEGER NOT NULL, position INTEGER NOT NULL, document BLOB NOT NULL,
+              UNIQUE(eis_id, isdp_aid)) STRICT;
+            CREATE INDEX profile_by_eis ON profile(eis_id);
+            CREATE INDEX profile_by_owner ON profile(mno_id, profile_type);
+            CREATE UNIQUE INDEX profile_one_enabled ON profile(eis_id) WHERE state = 'Enabled';
+            CREATE UNIQUE INDEX profile_one_fallback ON profile(eis_id) WHERE fallback = 1;
+            CREATE UNIQUE INDEX profile_one_emergency ON profile(eis_id) WHERE emergency = 1;
+            CREATE TABLE audit_trail(id INTEGER PRIMARY KEY, eis_id INTEGER NOT NULL REFERENCES eis(id) ON DELETE CASCADE,
+              record BLOB NOT NULL, created_at TEXT NOT NULL) STRICT;
+            CREATE INDEX audit_by_eis ON audit_trail(eis_id, id);
+            CREATE TABLE plma(mno_id TEXT NOT NULL, m2msp_id TEXT NOT NULL, profile_type TEXT NOT NULL, document BLOB NOT NULL,
+              updated_at TEXT NOT NULL, PRIMARY KEY(mno_id, m2msp_id, profile_type)) STRICT, WITHOUT ROWID;
+            CREATE INDEX plma_by_sp ON plma(m2msp_id);
+            CREATE TABLE onc(mno_id TEXT NOT NULL, profile_type TEXT NOT NULL, document BLOB NOT NULL, updated_at TEXT NOT NULL,
+              PRIMARY KEY(mno_id, profile_type)) STRICT, WITHOUT ROWID;
+            CREATE TABLE function_call(id INTEGER PRIMARY KEY, caller TEXT NOT NULL, identifier TEXT NOT NULL, function TEXT NOT NULL,
+              request_digest BLOB NOT NULL, state TEXT NOT NULL CHECK(state IN ('accepted','completed')), response BLOB,
+              received_at TEXT NOT NULL, completed_at TEXT, UNIQUE(caller, identifier)) STRICT;
+            CREATE TABLE operation(id INTEGER PRIMARY KEY, eis_id INTEGER NOT NULL REFERENCES eis(id), kind TEXT NOT NULL, iccid TEXT,
+              function_call_id INTEGER REFERENCES function_call(id), state TEXT NOT NULL CHECK(state IN ('active','completed','failed')),
+              machine BLOB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL) STRICT;
+            CREATE UNIQUE INDEX operation_one_active ON operation(eis_id) WHERE state = 'active';
+            CREATE TABLE outbox(id INTEGER PRIMARY KEY, message_type TEXT NOT NULL, via TEXT NOT NULL, recipient TEXT NOT NULL,
+              recipient_role TEXT NOT NULL, smdp TEXT, body BLOB NOT NULL, retry_class TEXT NOT NULL,
+              state TEXT NOT NULL CHECK(state IN ('pending','delivered','dead')), attempts INTEGER NOT NULL DEFAULT 0,
+              next_attempt_at INTEGER NOT NULL, last_error TEXT, operation_id INTEGER REFERENCES operation(id),
+              created_at TEXT NOT NULL, delivered_at TEXT) STRICT;
+            CREATE INDEX outbox_due ON outbox(next_attempt_at) WHERE state = 'pending';
+            CREATE TABLE decision(id INTEGER PRIMARY KEY, hook TEXT NOT NULL, record BLOB NOT NULL, operation_id INTEGER,
+              function_call_id INTEGER, created_at TEXT NOT NULL) STRICT;
+            CREATE INDEX decision_by_call ON decision(function_call_id);
+            CREATE TABLE card_notification(eis_id INTEGER NOT NULL REFERENCES eis(id) ON DELETE CASCADE, sequence INTEGER NOT NULL,
+              type INTEGER NOT NULL, aid BLOB NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY(eis_id, sequence)) STRICT;
+            """)
+    ]
+}
+
+// MARK: - SQLite implementation
+
+/// The SM-SR store on one SQLite file.
+public final class SQLiteSMSRStore: SMSRStore {
+    public let database: SQLiteDatabase
+
+    public init(path: String, configuration: SQLiteDatabase.Configuration = .init()) throws(StorageError) {
+        database = try SQLiteDatabase(path: path, configuration: configuration, migrations: SMSRSchema.migrations)
+    }
+
+    public func read<R>(_ body: (any SMSRReading) throws -> R) throws -> R {
+        try database.read { try body(SQLiteSMSRTransaction(connection: $0)) }
+    }
+
+    public func write<R>(_ body: (any SMSRWriting) throws -> R) throws -> R {
+        try database.write { try body(SQLiteSMSRTransaction(connection: $0)) }
+    }
+}
+
+struct SQLiteSMSRTransaction: SMSRWriting {
+    let connection: SQLiteConnection
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    func encode(_ value: some Encodable) throws(StorageError) -> [UInt8] {
+        do { return Array(try Self.encoder.encode(value)) } catch { throw StorageError(.corrupt, "cannot encode \(type(of: value))") }
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]?) throws(StorageError) -> T {
+        guard let bytes else { throw StorageError(.corrupt, "missing \(T.self) document") }
+        do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch { throw StorageError(.corrupt, "\(T.self) document does not decode") }
+    }
+
+    func eisID(_ eid: EID) throws(StorageError) -> Int64? {
+        guard case .integer(let id) = try connection.row("SELECT id FROM eis WHERE eid = ?1", [.text(eid.text)])?[0] else { return nil }
+        return id
+    }
+
+    func requireEISID(_ eid: EID) throws(StorageError) -> Int64 {
+        guard let id = try eisID(eid) else { throw StorageError(.constraint, "no EIS \(eid.text)") }
+        return id
+    }
+
+    // MARK: Reading
+
+    func party(_ oid: OID) throws(StorageError) -> Party? {
+        guard let row = try connection.row("SELECT role FROM party WHERE oid = ?1", [.text(oid.text)]) else { return nil }
+        guard let role = row[0].string.flatMap(Party.Role.init(rawValue:)) else { throw StorageError(.corrupt, "party role") }
+        return Party(oid: oid, role: role)
+    }
+
+    func eis(_ eid: EID) throws(StorageError) -> StoredEIS? {
+        guard let row = try connection.row("SELECT id, document, version FROM eis WHERE eid = ?1", [.text(eid.text)]),
+            case .integer(let id) = row[0]
+        else { return nil }
+        var eis = try decode(EIS.self, row[1].bytes)
+        eis.profiles = try connection.query("SELECT document FROM profile WHERE eis_id = ?1 ORDER BY position, id", [.integer(id)])
+            .map { (row) throws(StorageError) in try decode(ProfileInfo.self, row[0].bytes) }
+        return StoredEIS(eis: eis, version: row[2].int ?? 0)
+    }
+
+    func eisCount() throws(StorageError) -> Int { try connection.row("SELECT count(*) FROM eis")?[0].int ?? 0 }
+
+    func profileLocation(_ iccid: ICCID) throws(StorageError) -> EID? {
+        guard let text = try connection.row("SELECT eis.eid FROM profile JOIN eis ON eis.id = profile.eis_id WHERE profile.iccid = ?1",
+                                            [.text(iccid.text)])?[0].string
+        else { return nil }
+        do { return try EID(text: text) } catch { throw StorageError(.corrupt, "stored EID") }
+    }
+
+    func isdrKeys(_ eid: EID) throws(StorageError) -> [SealedKey] {
+        guard let id = try eisID(eid) else { return [] }
+        return try connection.query(
+            "SELECT keyset_version, key_index, key_type, kcv, sealed FROM isdr_key WHERE eis_id = ?1 ORDER BY keyset_version, key_index",
+            [.integer(id)]
+        ).map { row in
+            SealedKey(keysetVersion: row[0].int ?? 0, keyIndex: row[1].int ?? 0, keyType: UInt8(truncatingIfNeeded: row[2].int ?? 0),
+                      kcv: row[3].bytes ?? [], sealed: row[4].bytes ?? [])
+        }
+    }
+
+    func scp80Counter(_ eid: EID) throws(StorageError) -> UInt64? {
+        guard let id = try eisID(eid), let value = try connection.row("SELECT counter FROM scp80_state WHERE eis_id = ?1", [.integer(id)])?[0].int
+        else { return nil }
+        return UInt64(value)
+    }
+
+    func plmas(mno: OID?, m2mSP: OID?, profileType: String?) throws(StorageError) -> [PLMA] {
+        try connection.query(
+            """
+            SELECT document FROM plma WHERE (?1 IS NULL OR mno_id = ?1) AND (?2 IS NULL OR m2msp_id = ?2) AND (?3 IS NULL OR profile_type = ?3)
+            ORDER BY mno_id, m2msp_id, profile_type
+            """, [SQLiteValue(mno?.text), SQLiteValue(m2mSP?.text), SQLiteValue(profileType)]
+        ).map { (row) throws(StorageError) in try decode(PLMA.self, row[0].bytes) }
+    }
+
+    func oncs(mno: OID, profileType: String?) throws(StorageError) -> [ONC] {
+        try connection.query(
+            "SELECT document FROM onc WHERE mno_id = ?1 AND (?2 IS NULL OR profile_type = ?2) ORDER BY profile_type",
+            [.text(mno.text), SQLiteValue(profileType)]
+        ).map { (row) throws(StorageError) in try decode(ONC.self, row[0].bytes) }
+    }
+
+    func auditTrail(_ eid: EID) throws(StorageError) -> [AuditTrailRecord] {
+        guard let id = try eisID(eid) else { return [] }
+        return try connection.query("SELECT record FROM audit_trail WHERE eis_id = ?1 ORDER BY id", [.integer(id)])
+            .map { (row) throws(StorageError) in try decode(AuditTrailRecord.self, row[0].bytes) }
+    }
+
+    func functionCall(caller: OID, identifier: String) throws(StorageError) -> FunctionCallRecord? {
+        guard let row = try connection.row(
+            "SELECT id, function, request_digest, state, response FROM function_call WHERE caller = ?1 AND identifier = ?2",
+            [.text(caller.text), .text(identifier)]), case .integer(let id) = row[0]
+        else { return nil }
+        return FunctionCallRecord(
+            id: id, caller: caller, functionCallIdentifier: identifier, function: row[1].string ?? "", requestDigest: row[2].bytes ?? [],
+            state: FunctionCallRecord.State(rawValue: row[3].string ?? "") ?? .accepted, response: row[4].isNull ? nil : row[4].bytes)
+    }
+
+    func operation(_ row: SQLiteRow) throws(StorageError) -> OperationRecord {
+        guard case .integer(let id) = row[0], let eidText = row[1].string, let eid = try? EID(text: eidText),
+            let state = row[5].string.flatMap(OperationRecord.State.init(rawValue:))
+        else { throw StorageError(.corrupt, "operation row") }
+        let iccid = row[3].string.flatMap { try? ICCID(text: $0) }
+        let callID: Int64? = if case .integer(let v) = row[4] { v } else { nil }
+        return OperationRecord(id: id, eid: eid, kind: row[2].string ?? "", iccid: iccid, functionCallID: callID, state: state,
+                               machine: row[6].bytes ?? [])
+    }
+
+    static let operationColumns = "operation.id, eis.eid, operation.kind, operation.iccid, operation.function_call_id, operation.state, operation.machine"
+
+    func activeOperations() throws(StorageError) -> [OperationRecord] {
+        try connection.query(
+            "SELECT \(Self.operationColumns) FROM operation JOIN eis ON eis.id = operation.eis_id WHERE operation.state = 'active' ORDER BY operation.id"
+        ).map { (row) throws(StorageError) in try operation(row) }
+    }
+
+    func activeOperation(_ eid: EID) throws(StorageError) -> OperationRecord? {
+        try connection.query(
+            "SELECT \(Self.operationColumns) FROM operation JOIN eis ON eis.id = operation.eis_id WHERE eis.eid = ?1 AND operation.state = 'active'",
+            [.text(eid.text)]
+        ).first.map { (row) throws(StorageError) in try operation(row) }
+    }
+
+    func outboxItem(_ row: SQLiteRow) throws(StorageError) -> OutboxItem {
+        guard case .integer(let id) = row[0], let recipient = row[3].string.flatMap({ try? OID(text: $0) }),
+            let state = row[9].string.flatMap(OutboxItem.State.init(rawValue:))
+        else { throw StorageError(.corrupt, "outbox row") }
+        let operationID: Int64? = if case .integer(let v) = row[13] { v } else { nil }
+        return OutboxItem(
+            id: id, messageType: row[1].string ?? "", via: row[2].string ?? "", recipient: recipient, recipientRole: row[4].string ?? "",
+            smdp: row[5].string.flatMap { try? OID(text: $0) }, body: row[6].bytes ?? [], retryClass: row[7].string ?? "",
+            state: state, attempts: row[10].int ?? 0, nextAttemptAt: Timestamp(seconds: Int64(row[11].int ?? 0)),
+            lastError: row[12].string, operationID: operationID)
+    }
+
+    static let outboxColumns =
+        "id, message_type, via, recipient, recipient_role, smdp, body, retry_class, created_at, state, attempts, next_attempt_at, last_error, operation_id"
+
+    func outbox(states: [OutboxItem.State]) throws(StorageError) -> [OutboxItem] {
+        try connection.query("SELECT \(Self.outboxColumns) FROM outbox ORDER BY id").map { (row) throws(StorageError) in try outboxItem(row) }
+            .filter { states.contains($0.state) }
+    }
+
+    func dueOutbox(now: Timestamp, limit: Int) throws(StorageError) -> [OutboxItem] {
+        try connection.query(
+            "SELECT \(Self.outboxColumns) FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+            [.integer(now.seconds), SQLiteValue(limit)]
+        ).map { (row) throws(StorageError) in try outboxItem(row) }
+    }
+
+    func decisionCount(functionCallID: Int64?) throws(StorageError) -> Int {
+        if let functionCallID {
+            return try connection.row("SELECT count(*) FROM decision WHERE function_call_id = ?1", [.integer(functionCallID)])?[0].int ?? 0
+        }
+        return try connection.row("SELECT count(*) FROM decision")?[0].int ?? 0
+    }
+
+    func cardNotificationSeen(_ eid: EID, sequence: Int) throws(StorageError) -> Bool {
+        guard let id = try eisID(eid) else { return false }
+        return try connection.row("SELECT 1 FROM card_notification WHERE eis_id = ?1 AND sequence = ?2", [.integer(id), SQLiteValue(sequence)]) != nil
+    }
+
+    // MARK: Writing
+
+    func upsertParty(_ party: Party) throws(StorageError) {
+        try connection.run("INSERT INTO party(oid, role) VALUES (?1, ?2) ON CONFLICT(oid) DO UPDATE SET role = excluded.role",
+                           [.text(party.oid.text), .text(party.role.rawValue)])
+    }
+
+    func insertEIS(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, now: Timestamp) throws(StorageError) {
+        var document = eis
+        document.profiles = []
+        document.auditTrail = nil
+        try connection.run(
+            "INSERT INTO eis(eid, eum_id, smsr_id, document, registered_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            [.text(eis.eid.text), .text(eis.eumSignedInfo.eumID.text), .text(eis.smsrID.text), .blob(try encode(document)), .text(now.text)])
+        let id = connection.lastInsertRowID
+        for key in keys {
+            try connection.run(
+                "INSERT INTO isdr_key(eis_id, keyset_version, key_index, key_type, kcv, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                [.integer(id), SQLiteValue(key.keysetVersion), SQLiteValue(key.keyIndex), SQLiteValue(Int(key.keyType)), .blob(key.kcv), .blob(key.sealed)])
+        }
+        try connection.run("INSERT INTO scp80_state(eis_id, counter) VALUES (?1, ?2)", [.integer(id), .integer(Int64(bitPattern: scp80Counter))])
+        try writeProfiles(eis.profiles, eisID: id)
+    }
+
+    func writeProfiles(_ profiles: [ProfileInfo], eisID id: Int64) throws(StorageError) {
+        try connection.run("DELETE FROM profile WHERE eis_id = ?1", [.integer(id)])
+        for (position, profile) in profiles.enumerated() {
+            try connection.run(
+                """
+                INSERT INTO profile(eis_id, iccid, isdp_aid, mno_id, smdp_id, profile_type, state, fallback, emergency, position, document)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                """,
+                [.integer(id), .text(profile.iccid.text), .text(profile.isdPAID.text), .text(profile.mnoID.text), SQLiteValue(profile.smdpID?.text),
+                 SQLiteValue(profile.profileType?.text), .text(profile.state.rawValue), SQLiteValue(profile.fallbackAttribute),
+                 SQLiteValue(profile.emergencyProfileAttribute), SQLiteValue(position), .blob(try encode(profile))])
+        }
+    }
+
+    func updateEIS(_ eis: EIS, now: Timestamp) throws(StorageError) {
+        let id = try requireEISID(eis.eid)
+        var document = eis
+        document.profiles = []
+        document.auditTrail = nil
+        try connection.run("UPDATE eis SET document = ?2, version = version + 1, updated_at = ?3 WHERE id = ?1",
+                           [.integer(id), .blob(try encode(document)), .text(now.text)])
+        try writeProfiles(eis.profiles, eisID: id)
+    }
+
+    func setSCP80Counter(_ eid: EID, _ counter: UInt64) throws(StorageError) {
+        try connection.run("UPDATE scp80_state SET counter = ?2 WHERE eis_id = ?1", [.integer(try requireEISID(eid)), .integer(Int64(bitPattern: counter))])
+    }
+
+    func appendAudit(_ record: AuditTrailRecord, now: Timestamp) throws(StorageError) {
+        try connection.run("INSERT INTO audit_trail(eis_id, record, created_at) VALUES (?1, ?2, ?3)",
+                           [.integer(try requireEISID(record.eid)), .blob(try encode(record)), .text(now.text)])
+    }
+
+    func upsertPLMA(_ plma: PLMA, now: Timestamp) throws(StorageError) {
+        try connection.run(
+            """
+            INSERT INTO plma(mno_id, m2msp_id, profile_type, document, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+            ON CONFLICT(mno_id, m2msp_id, profile_type) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at
+            """, [.text(plma.mnoID.text), .text(plma.m2mSPID.text), .text(plma.profileType.text), .blob(try encode(plma)), .text(now.text)])
+    }
+
+    func deletePLMA(mno: OID, m2mSP: OID, profileType: String) throws(StorageError) {
+        try connection.run("DELETE FROM plma WHERE mno_id = ?1 AND m2msp_id = ?2 AND profile_type = ?3",
+                           [.text(mno.text), .text(m2mSP.text), .text(profileType)])
+    }
+
+    func upsertONC(_ onc: ONC, now: Timestamp) throws(StorageError) {
+        try connection.run(
+            """
+            INSERT INTO onc(mno_id, profile_type, document, updated_at) VALUES (?1, ?2, ?3, ?4)
+            ON CONFLICT(mno_id, profile_type) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at
+            """, [.text(onc.mnoID.text), .text(onc.profileType.text), .blob(try encode(onc)), .text(now.text)])
+    }
+
+    func deleteONC(mno: OID, profileType: String) throws(StorageError) {
+        try connection.run("DELETE FROM onc WHERE mno_id = ?1 AND profile_type = ?2", [.text(mno.text), .text(profileType)])
+    }
+
+    func beginFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], now: Timestamp) throws(StorageError) -> Int64 {
+        try connection.run(
+            "INSERT INTO function_call(caller, identifier, function, request_digest, state, received_at) VALUES (?1, ?2, ?3, ?4, 'accepted', ?5)",
+            [.text(caller.text), .text(identifier), .text(function), .blob(digest), .text(now.text)])
+        return connection.lastInsertRowID
+    }
+
+    func completeFunctionCall(_ id: Int64, response: [UInt8], now: Timestamp) throws(StorageError) {
+        try connection.run("UPDATE function_call SET state = 'completed', response = ?2, completed_at = ?3 WHERE id = ?1",
+                           [.integer(id), .blob(response), .text(now.text)])
+    }
+
+    func insertOperation(eid: EID, kind: String, iccid: ICCID?, functionCallID: Int64?, machine: [UInt8], now: Timestamp) throws(StorageError) -> Int64 {
+        try connection.run(
+            """
+            INSERT INTO operation(eis_id, kind, iccid, function_call_id, state, machine, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?6)
+            """,
+            [.integer(try requireEISID(eid)), .text(kind), SQLiteValue(iccid?.text), functionCallID.map { .integer($0) } ?? .null, .blob(machine),
+             .text(now.text)])
+        return connection.lastInsertRowID
+    }
+
+    func updateOperation(_ id: Int64, state: OperationRecord.State, machine: [UInt8], now: Timestamp) throws(StorageError) {
+        try connection.run("UPDATE operation SET state = ?2, machine = ?3, updated_at = ?4 WHERE id = ?1",
+                           [.integer(id), .text(state.rawValue), .blob(machine), .text(now.text)])
+    }
+
+    func appendOutbox(_ items: [NewOutboxItem], operationID: Int64?, now: Timestamp) throws(StorageError) {
+        for item in items {
+            try connection.run(
+                """
+                INSERT INTO outbox(message_type, via, recipient, recipient_role, smdp, body, retry_class, state, next_attempt_at, operation_id, created_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10)
+                """,
+                [.text(item.messageType), .text(item.via), .text(item.recipient.text), .text(item.recipientRole), SQLiteValue(item.smdp?.text),
+                 .blob(item.body), .text(item.retryClass), .integer(now.seconds), operationID.map { .integer($0) } ?? .null, .text(now.text)])
+        }
+    }
+
+    func markDelivered(_ id: Int64, now: Timestamp) throws(StorageError) {
+        try connection.run("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2 WHERE id = ?1",
+                           [.integer(id), .text(now.text)])
+    }
+
+    func reschedule(_ id: Int64, attempts: Int, at: Timestamp, error: String, dead: Bool) throws(StorageError) {
+        try connection.run("UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4, state = ?5 WHERE id = ?1",
+                           [.integer(id), SQLiteValue(attempts), .integer(at.seconds), .text(error), .text(dead ? "dead" : "pending")])
+    }
+
+    func appendDecision(hook: String, record: [UInt8], operationID: Int64?, functionCallID: Int64?, now: Timestamp) throws(StorageError) {
+        try connection.run(
+            "INSERT INTO decision(hook, record, operation_id, function_call_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            [.text(hook), .blob(record), operationID.map { .integer($0) } ?? .null, functionCallID.map { .integer($0) } ?? .null, .text(now.text)])
+    }
+
+    func recordCardNotification(_ eid: EID, sequence: Int, type: Int, aid: [UInt8], now: Timestamp) throws(StorageError) {
+        try connection.run(
+            """
+            INSERT INTO card_notification(eis_id, sequence, type, aid, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+            ON CONFLICT(eis_id, sequence) DO UPDATE SET type = excluded.type, aid = excluded.aid, received_at = excluded.received_at
+            """, [.integer(try requireEISID(eid)), SQLiteValue(sequence), SQLiteValue(type), .blob(aid), .text(now.text)])
+    }
+}
