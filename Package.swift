@@ -57,9 +57,11 @@ let package = Package(
         // The eUICC emulator: meets the platform only through bytes (never imports Roles, Storage, Server).
         .target(name: "M2MEmulator", dependencies: ["M2MCore", "M2MWire", "M2MCrypto", "M2MTransport"], swiftSettings: strict),
 
-        // Role logic (SM-SR, SM-DP, EUM, MNO): for now the EIS signature and registration checks.
+        // Role logic (SM-SR, SM-DP, EUM, MNO): the EIS signature, the SM-SR.
         .target(
-            name: "M2MRoles", dependencies: ["M2MCore", "M2MWire", "M2MXML", "M2MSOAP", "M2MCrypto"], swiftSettings: strict),
+            name: "M2MRoles",
+            dependencies: ["M2MCore", "M2MWire", "M2MXML", "M2MSOAP", "M2MCrypto", "M2MStorage", "M2MPolicy", "M2MTransport"],
+            swiftSettings: strict),
 
         // Fixtures and sample values shipped for tests, benchmarks and integrators' own tests.
         .target(
@@ -85,7 +87,9 @@ let package = Package(
             dependencies: ["M2MEmulator", "M2MTransport", "M2MCrypto", "M2MWire", "M2MCore", "M2MTestKit"], swiftSettings: strict),
         .testTarget(
             name: "M2MRolesTests",
-            dependencies: ["M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit"], swiftSettings: strict),
+            dependencies: [
+                "M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit", "M2MStorage", "M2MPolicy", "M2MTransport", "M2MEmulator",
+            ], swiftSettings: strict),
         .testTarget(name: "M2MStorageTests", dependencies: ["M2MStorage", "M2MCore", "M2MTestKit"], swiftSettings: strict),
         .testTarget(name: "M2MPolicyTests", dependencies: ["M2MPolicy", "M2MCore", "CLuaShims"], swiftSettings: strict),
         .testTarget(

@@ -137,6 +137,8 @@ public protocol SMSRReading {
     func dueOutbox(now: Timestamp, limit: Int) throws(StorageError) -> [OutboxItem]
     func decisionCount(functionCallID: Int64?) throws(StorageError) -> Int
     func cardNotificationSeen(_ eid: EID, sequence: Int) throws(StorageError) -> Bool
+    /// Whether the SM-DP holds at least one Profile of the Operator (it acts for that Operator).
+    func smdpServes(_ smdp: OID, mno: OID) throws(StorageError) -> Bool
 }
 
 public protocol SMSRWriting: SMSRReading {
@@ -189,6 +191,7 @@ public enum SMSRSchema {
               UNIQUE(eis_id, isdp_aid)) STRICT;
             CREATE INDEX profile_by_eis ON profile(eis_id);
             CREATE INDEX profile_by_owner ON profile(mno_id, profile_type);
+            CREATE INDEX profile_by_smdp ON profile(smdp_id, mno_id);
             CREATE UNIQUE INDEX profile_one_enabled ON profile(eis_id) WHERE state = 'Enabled';
             CREATE UNIQUE INDEX profile_one_fallback ON profile(eis_id) WHERE fallback = 1;
             CREATE UNIQUE INDEX profile_one_emergency ON profile(eis_id) WHERE emergency = 1;
@@ -407,6 +410,10 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     func cardNotificationSeen(_ eid: EID, sequence: Int) throws(StorageError) -> Bool {
         guard let id = try eisID(eid) else { return false }
         return try connection.row("SELECT 1 FROM card_notification WHERE eis_id = ?1 AND sequence = ?2", [.integer(id), SQLiteValue(sequence)]) != nil
+    }
+
+    func smdpServes(_ smdp: OID, mno: OID) throws(StorageError) -> Bool {
+        try connection.row("SELECT 1 FROM profile WHERE smdp_id = ?1 AND mno_id = ?2 LIMIT 1", [.text(smdp.text), .text(mno.text)]) != nil
     }
 
     // MARK: Writing

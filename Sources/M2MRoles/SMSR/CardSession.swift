@@ -1,0 +1,163 @@
+// ES5 from the SM-SR to one eUICC (spec/sgp02-oncard.md §2–3): commands to the ISD-R in SCP80
+// secured packets with the card's ISD-R key set (opened from its sealed form for the exchange
+// only) and the counter kept in the store — reserved and committed before each packet is sent, so
+// a crash never reuses one — then the PoR opened and its response script read. MO packets (default
+// notifications) are opened with the same key set and parsed.
+
+import M2MCore
+import M2MCrypto
+import M2MStorage
+import M2MTransport
+import M2MWire
+
+/// A default notification from the card: `E1 { 4C EID, 4D type, 4E sequence, 4F AID, 14 IMEI }`.
+struct CardNotification: Hashable {
+    enum Kind: UInt8 {
+        case profileChangeSucceeded = 0x02
+        case profileChangeFailedRolledBack = 0x03
+        case profileChangeAfterFallBack = 0x05
+    }
+
+    let kind: Kind?
+    let rawType: UInt8
+    let sequence: Int
+    let aid: AID?
+
+    init?(payload: [UInt8]) {
+        guard let top = try? TLV.parseOne(payload), top.tag == 0xE1, let items = try? top.children() else { return nil }
+        guard let type = items.first(where: { $0.tag == 0x4D })?.value.first,
+            let sequenceBytes = items.first(where: { $0.tag == 0x4E })?.value, (1...2).contains(sequenceBytes.count)
+        else { return nil }
+        rawType = type
+        kind = Kind(rawValue: type)
+        sequence = sequenceBytes.reduce(0) { $0 << 8 | Int($1) }
+        aid = items.first(where: { $0.tag == 0x4F }).flatMap { try? AID(bytes: $0.value) }
+    }
+}
+
+/// A failure to reach the card or to get an authentic answer.
+struct ES5Failure: Error {
+    let status: FunctionExecutionStatus
+}
+
+struct CardSession {
+    let smsr: SMSR
+    let eid: EID
+    let keys: SCP80KeySet
+
+    init(smsr: SMSR, eid: EID) throws {
+        self.smsr = smsr
+        self.eid = eid
+        let sealed = try smsr.store.read { try $0.isdrKeys(eid) }
+        guard let kicSealed = sealed.first(where: { $0.keysetVersion == 1 && $0.keyIndex == 1 }),
+            let kidSealed = sealed.first(where: { $0.keysetVersion == 1 && $0.keyIndex == 2 })
+        else { throw ES5Failure(status: .failed(.isdr, .unknown, identifier: eid.text, message: "no SCP80 key set 1 (KIc 1, KID 2) stored")) }
+        keys = try SCP80KeySet(keyVersion: 1, algorithm: .aes, kic: try smsr.sealer.open(kicSealed.sealed), kid: try smsr.sealer.open(kidSealed.sealed))
+    }
+
+    /// Sends `commands` to the ISD-R in one packet; the R-APDUs of the commands the card executed.
+    func sendToISDR(_ commands: [CommandAPDU]) throws(ES5Failure) -> [ResponseAPDU] {
+        let last: UInt64
+        do {
+            last = try smsr.store.write { tx throws -> UInt64 in
+                let current = try tx.scp80Counter(eid) ?? 0
+                try tx.setSCP80Counter(eid, current + 1)  // reserved before the packet leaves
+                return current
+            }
+        } catch {
+            throw ES5Failure(status: .failed(.functionProvider, .executionError, message: "SCP80 counter: \(error)"))
+        }
+        guard let counter = SCP80Counter(exactly: last) else {
+            throw ES5Failure(status: .failed(.isdr, .maximumAttemptsExceeded, identifier: eid.text, message: "the SCP80 counter is exhausted"))
+        }
+        do {
+            var peer = try SCP80Peer(keys: keys, tar: .isdR, counter: counter)
+            let command = try peer.secure(ExpandedCommandScript(commands: commands))
+            let porBytes: [UInt8]?
+            do {
+                porBytes = try smsr.transport.deliverSMS(command.userData, to: eid)
+            } catch {
+                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "\(error)"))
+            }
+            guard let porBytes else { throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "no PoR")) }
+            let (por, script) = try peer.open(porBytes, for: command)
+            guard por.status == .ok else {
+                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "PoR status \(por.status)"))
+            }
+            guard por.isAuthenticated else {
+                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "the PoR does not authenticate"))
+            }
+            guard let script else { throw ES5Failure(status: .failed(.isdr, .executionError, identifier: eid.text, message: "no response script")) }
+            if script.items.contains(where: { $0.tag == ExpandedResponseScript.badFormatTag }) {
+                throw ES5Failure(status: .failed(.isdr, .invalid, identifier: eid.text, message: "the card refused the script as bad format"))
+            }
+            return script.responses
+        } catch let failure as ES5Failure {
+            throw failure
+        } catch {
+            throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "SCP80: \(error)"))
+        }
+    }
+
+    /// One command to the ISD-R; its R-APDU.
+    func send(_ command: CommandAPDU) throws(ES5Failure) -> ResponseAPDU {
+        guard let response = try sendToISDR([command]).first else {
+            throw ES5Failure(status: .failed(.isdr, .executionError, identifier: eid.text, message: "the card executed nothing"))
+        }
+        return response
+    }
+
+    /// The card's pending default notifications (MO packets), opened and parsed.
+    func notifications() throws(ES5Failure) -> [CardNotification] {
+        let packets: [[UInt8]]
+        do {
+            packets = try smsr.transport.moMessages(from: eid)
+        } catch {
+            throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "\(error)"))
+        }
+        var found: [CardNotification] = []
+        for packet in packets {
+            guard var receiver = try? SCP80Peer(keys: keys, tar: .isdR), let payload = try? receiver.openMO(packet),
+                let notification = CardNotification(payload: payload)
+            else { continue }  // not authentic or not a notification: ignored (a real SMSC sees spam too)
+            found.append(notification)
+        }
+        return found
+    }
+
+    /// NotificationConfirmation (3A08) of `sequence`.
+    func confirm(_ sequence: Int) throws(ES5Failure) {
+        let data = DGI(0x3A08, TLV(0x4E, [UInt8(sequence >> 8), UInt8(sequence & 0xFF)]).encoded).encoded
+        _ = try send(.storeData(p1: 0x89, data: data))
+    }
+
+    /// GET STATUS of every ISD-P: AID → life-cycle byte.
+    func isdpStates() throws(ES5Failure) -> [AID: UInt8] {
+        let status = CommandAPDU(cla: 0x80, ins: 0xF2, p1: 0x40, p2: 0x02, data: TLV(0x4F, []).encoded + TLV(0x5C, [0x4F, 0x9F, 0x70]).encoded, le: 0)
+        let response = try send(status)
+        if response.sw == .referencedDataNotFound { return [:] }
+        guard response.sw.isSuccessOrWarning, let entries = try? TLV.parseAll(response.data) else {
+            throw ES5Failure(status: .failed(.isdr, .executionError, identifier: eid.text, message: "GET STATUS answered \(response.sw)"))
+        }
+        var states: [AID: UInt8] = [:]
+        for entry in entries where entry.tag == 0xE3 {
+            guard let items = try? entry.children(), let aid = items.first(where: { $0.tag == 0x4F }).flatMap({ try? AID(bytes: $0.value) }),
+                let state = items.first(where: { $0.tag == 0x9F70 })?.value.first
+            else { continue }
+            states[aid] = state
+        }
+        return states
+    }
+
+    /// The card's status word → the function's status (docs/smsr.md, ES5 table).
+    static func status(of response: ResponseAPDU, iccid: ICCID) -> FunctionExecutionStatus {
+        switch response.sw {
+        case .conditionsNotSatisfied: .failed(.profileICCID, .invalidTransition, identifier: iccid.text, message: "the card refused the transition (6985)")
+        case .pol1Forbids: .failed(.pol1, .refused, identifier: iccid.text, message: "the Profile's POL1 forbids it (69E1)")
+        case .referencedDataNotFound: .failed(.isdp, .unknown, identifier: iccid.text, message: "the card has no such ISD-P (6A88)")
+        case .notEnoughMemory: .failed(.euicc, .insufficientMemory, message: "not enough memory on the card (6A84)")
+        case .securityStatusNotSatisfied: .failed(.isdp, .verificationFailed, identifier: iccid.text, message: "security status not satisfied (6982)")
+        default: .failed(.isdp, .executionError, identifier: iccid.text, message: "the card answered \(response.sw)")
+        }
+    }
+}

@@ -1,0 +1,43 @@
+// ISD-R keys at rest: sealed with the SM-SR's storage key before they reach the database
+// (encrypt-then-MAC: AES-128-CBC with a random IV, 80 00… padding, then AES-CMAC over IV ‖
+// ciphertext), opened only when a session needs them. The storage key is 32 bytes: the AES key ‖
+// the CMAC key. Sealed bytes: IV (16) ‖ ciphertext ‖ MAC (16).
+
+import M2MCore
+import M2MCrypto
+
+struct KeySealer: Sendable {
+    let encryptionKey: SecureBytes
+    let mac: AESCMAC
+
+    init(storageKey: SecureBytes) throws(CryptoError) {
+        guard storageKey.count == 32 else { throw CryptoError(code: .invalidKey, detail: "the storage key is 32 bytes (AES-128 key ‖ CMAC key)") }
+        encryptionKey = storageKey[0..<16]
+        mac = try AESCMAC(key: storageKey[16..<32])
+    }
+
+    func seal(_ secret: SecureBytes) throws(CryptoError) -> [UInt8] {
+        let iv = SecureRandom.bytes(16)
+        var padded = Padding.iso9797M2(secret.bytes)
+        defer { m2mZero(&padded) }
+        let ciphertext = try BlockCipher.cbc(.aes, encrypt: true, key: encryptionKey, iv: iv, data: padded)
+        let body = iv + ciphertext
+        return body + mac.mac(body)
+    }
+
+    func open(_ sealed: [UInt8]) throws(CryptoError) -> SecureBytes {
+        guard sealed.count >= 48, (sealed.count - 32) % 16 == 0 else { throw CryptoError(code: .invalidInput, detail: "not a sealed key") }
+        let body = Array(sealed.dropLast(16))
+        guard ConstantTime.equal(mac.mac(body), Array(sealed.suffix(16))) else {
+            throw CryptoError(code: .invalidMAC, detail: "a sealed key does not verify under this storage key")
+        }
+        var plain = try BlockCipher.cbc(.aes, encrypt: false, key: encryptionKey, iv: Array(body.prefix(16)), data: Array(body.dropFirst(16)))
+        defer { m2mZero(&plain) }
+        return SecureBytes(try Padding.removeISO9797M2(plain))
+    }
+}
+
+/// Overwrites a temporary copy of key material.
+func m2mZero(_ bytes: inout [UInt8]) {
+    for index in bytes.indices { bytes[index] = 0 }
+}

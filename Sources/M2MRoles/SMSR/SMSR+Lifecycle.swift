@@ -1,0 +1,402 @@
+// Profile life-cycle over ES5 (spec §3.2–3.8, §5.4–5.5; docs/smsr.md): enable, disable, delete,
+// set fall-back attribute, audit — the same for ES4 (the Operator or an M2M SP with a PLMA) and ES3
+// (the SM-DP relaying the Operator's ES2 call).
+//
+//   checks → POL2 (Lua `before_*`, decision stored) → operation row (one per eUICC) → ES5 command
+//   → the card's default notification (02 done, 03 rolled back) → one transaction: EIS, audit,
+//   decisions, notifications (ONC + routing), card notifications seen, operation and function call
+//   completed → 3A08 confirmations → POL2/POL1 auto-deletes as platform operations.
+//
+// A crash anywhere leaves an active operation; `recover()` asks the card what really happened (MO
+// notifications, GET STATUS) and commits exactly one outcome for it.
+
+public import M2MCore
+import M2MCrypto
+import M2MPolicy
+public import M2MSOAP
+public import M2MStorage
+import M2MTransport
+import M2MWire
+import Foundation
+
+/// A life-cycle operation as stored in its operation row (enough to finish it after a restart).
+struct LifecycleMachine: Codable {
+    enum Kind: String, Codable { case enable, disable, delete, setFallBack }
+    var kind: Kind
+    var iccid: ICCID
+    var aid: AID
+    /// `ES4.EnableProfile` …: which response type the function call gets.
+    var function: String
+    var caller: OID?
+    /// Who the notifications say caused the change (nil: the platform).
+    var requester: OID?
+    var autoDelete: [ICCID]
+    /// Set once the card answered the command.
+    var commandAccepted = false
+}
+
+extension SMSR {
+    /// The response a life-cycle function returns, by its function name.
+    static func lifecycleResponse(_ function: String, status: FunctionExecutionStatus, at now: Timestamp) -> [UInt8] {
+        switch function {
+        case "ES4.EnableProfile": MessageBytes.encode(ES4.EnableProfileResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES4.DisableProfile": MessageBytes.encode(ES4.DisableProfileResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES4.DeleteProfile": MessageBytes.encode(ES4.DeleteProfileResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES4.SetFallBackAttribute": MessageBytes.encode(ES4.SetFallBackAttributeResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES3.EnableProfile": MessageBytes.encode(ES3.EnableProfileResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES3.DisableProfile": MessageBytes.encode(ES3.DisableProfileResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES3.DeleteISDP": MessageBytes.encode(ES3.DeleteISDPResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES3.SetFallBackAttribute": MessageBytes.encode(ES3.SetFallBackAttributeResponse(processingEnd: now, functionExecutionStatus: status))
+        default: []
+        }
+    }
+
+    static func hook(for kind: LifecycleMachine.Kind) -> PolicyHook {
+        switch kind {
+        case .enable: .beforeEnableProfile
+        case .disable: .beforeDisableProfile
+        case .delete: .beforeDeleteProfile
+        case .setFallBack: .beforeSetFallBackAttribute
+        }
+    }
+
+    /// Runs a life-cycle function for `call` and returns its final status.
+    func lifecycle(_ kind: LifecycleMachine.Kind, interface: String, name: String, eid: EID, iccid: ICCID, call: Call) throws -> FunctionExecutionStatus {
+        let stored = try requireEIS(eid)
+        let profile = try requireProfile(iccid, in: stored.eis)
+        let caller = call.caller
+        if caller.role == .smdp, profile.smdpID != caller.oid {
+            throw Refusal(.profileICCID, .notAllowed, "the Profile was not downloaded by this SM-DP", identifier: iccid.text)
+        }
+        // POL2 and the caller's rights on the Profile (owner, PLMA), in Lua, before any ES5 command.
+        let plma = try store.read { try $0.plmas(mno: profile.mnoID, m2mSP: nil, profileType: profile.profileType?.text) }
+        let callerRole: CallerSnapshot.Role = switch caller.role {
+        case .mno: .mno
+        case .m2mSP: .m2mSP
+        case .smdp: .smdp
+        case .eum: .eum
+        case .smsr: .smsr
+        }
+        let input = PolicyInput.pol2(
+            Self.hook(for: kind), operation: OperationSnapshot(interface: interface, name: name, arguments: ["iccid": .string(iccid.text)]),
+            caller: CallerSnapshot(role: callerRole, oid: caller.oid), eis: EISSnapshot(stored.eis), profile: ProfileSnapshot(profile),
+            plma: plma.map(PLMASnapshot.init))
+        let decision = policy.evaluate(input)
+        let outcome = decision.result.decision ?? DecisionOutcome(.allow)
+        guard outcome.decision.isAllowed else {
+            try store.write { try call.record(decision, in: $0) }
+            throw Refusal(status: outcome.decision.executionStatus)
+        }
+        let machine = LifecycleMachine(
+            kind: kind, iccid: iccid, aid: profile.isdPAID, function: call.function, caller: caller.oid,
+            requester: caller.role == .smdp ? profile.mnoID : caller.oid, autoDelete: outcome.autoDelete)
+        let operationID: Int64
+        do {
+            operationID = try store.write { tx throws -> Int64 in
+                guard try tx.activeOperation(eid) == nil else {
+                    throw Refusal(.euicc, .pendingOperation, "another operation is running on this eUICC", identifier: eid.text)
+                }
+                try call.record(decision, in: tx)
+                return try tx.insertOperation(eid: eid, kind: kind.rawValue, iccid: iccid, functionCallID: call.id,
+                                              machine: try JSONCoding.encode(machine), now: call.now)
+            }
+        } catch let error as StorageError where error.code == .constraint {
+            throw Refusal(.euicc, .pendingOperation, "another operation is running on this eUICC", identifier: eid.text)
+        }
+        var status = try execute(machine, eid: eid, operationID: operationID, functionCallID: call.id)
+        if case .allowWithWarning = outcome.decision, status.status == .executedSuccess { status = outcome.decision.executionStatus }
+        return status
+    }
+
+    /// The ES5 command of an operation.
+    static func command(for machine: LifecycleMachine) -> CommandAPDU {
+        func store(_ dgi: UInt16) -> CommandAPDU { .storeData(p1: 0x88, data: DGI(dgi, TLV(0x4F, machine.aid.bytes).encoded).encoded) }
+        switch machine.kind {
+        case .enable: return store(0x3A03)
+        case .disable: return store(0x3A04)
+        case .setFallBack: return store(0x3A05)
+        case .delete: return CommandAPDU(cla: 0x80, ins: 0xE4, p1: 0x00, p2: 0x40, data: TLV(0x4F, machine.aid.bytes).encoded)
+        }
+    }
+
+    /// ES5 and the final commit of one operation; returns the outcome committed.
+    func execute(_ machine: LifecycleMachine, eid: EID, operationID: Int64, functionCallID: Int64?) throws -> FunctionExecutionStatus {
+        try crash(at: .beforeES5)
+        var session: CardSession?
+        var failure: FunctionExecutionStatus?
+        var response = ResponseAPDU(sw: .success)
+        do {
+            let opened = try CardSession(smsr: self, eid: eid)
+            session = opened
+            response = try opened.send(Self.command(for: machine))
+        } catch let error as ES5Failure {
+            failure = error.status
+        }
+        if let failure {
+            return try finish(machine, eid: eid, operationID: operationID, functionCallID: functionCallID, status: failure, notes: [], session: session)
+        }
+        try crash(at: .afterES5)
+        let accepted = response.sw.isSuccessOrWarning || (machine.kind == .delete && response.sw == .referencedDataNotFound)
+        if !accepted {
+            return try finish(machine, eid: eid, operationID: operationID, functionCallID: functionCallID,
+                              status: CardSession.status(of: response, iccid: machine.iccid), notes: [], session: session)
+        }
+        var done = machine
+        done.commandAccepted = true
+        let notes = session.map { awaitNotifications(for: done, session: $0) } ?? []
+        try crash(at: .beforeCommit)
+        return try finish(done, eid: eid, operationID: operationID, functionCallID: functionCallID, status: nil, notes: notes, session: session)
+    }
+
+    /// The card's default notifications after an enable or disable (polled a few times).
+    func awaitNotifications(for machine: LifecycleMachine, session: CardSession) -> [CardNotification] {
+        guard machine.kind == .enable || machine.kind == .disable else { return [] }
+        var notes: [CardNotification] = []
+        for _ in 0..<max(1, configuration.notificationPolls) {
+            notes += (try? session.notifications()) ?? []
+            if notes.contains(where: { $0.kind == .profileChangeSucceeded || $0.kind == .profileChangeFailedRolledBack }) { break }
+        }
+        return notes
+    }
+
+    /// Commits the outcome of an operation. `status` nil: the card accepted the command and `notes`
+    /// (and, when they say nothing, GET STATUS) tell what happened.
+    func finish(
+        _ machine: LifecycleMachine, eid: EID, operationID: Int64, functionCallID: Int64?, status given: FunctionExecutionStatus?,
+        notes: [CardNotification], session: CardSession?
+    ) throws -> FunctionExecutionStatus {
+        let now = clock.now()
+        var status = given ?? .success
+        var cardStates: [AID: UInt8]?
+        if given == nil {
+            if machine.kind == .enable || machine.kind == .disable {
+                if notes.contains(where: { $0.kind == .profileChangeFailedRolledBack }) {
+                    status = .failed(.profileICCID, .inaccessible, identifier: machine.iccid.text,
+                                     message: "the card could not attach with the Profile and rolled back (notification 03)")
+                }
+            }
+            // What the card holds now (POL1 may have deleted a disabled Profile by itself).
+            cardStates = try? session?.isdpStates()
+            if machine.kind == .enable, status.status == .executedSuccess, let states = cardStates, states[machine.aid] != 0x3F {
+                status = .failed(.profileICCID, .inaccessible, identifier: machine.iccid.text, message: "the Profile is not enabled on the card")
+            }
+        }
+        let succeeded = status.status == .executedSuccess || status.status == .executedWithWarning
+        let events: [ProfileEvent] = try store.write { tx throws -> [ProfileEvent] in
+            guard var stored = try tx.eis(eid) else { return [] }
+            var events: [ProfileEvent] = []
+            if succeeded {
+                events = apply(machine, to: &stored.eis, cardStates: cardStates)
+                try tx.updateEIS(stored.eis, now: now)
+            }
+            let operationType: HexBinary = switch machine.kind {
+            case .enable: AuditOperation.enable
+            case .disable: AuditOperation.disable
+            case .delete: AuditOperation.delete
+            case .setFallBack: AuditOperation.setFallBack
+            }
+            try tx.appendAudit(AuditTrailRecord(eid: eid, smsrID: configuration.smsrID, operationDate: now, operationType: operationType,
+                                                requesterID: machine.caller, operationExecutionStatus: status, isdPAID: machine.aid, iccid: machine.iccid),
+                               now: now)
+            for note in notes {
+                try tx.recordCardNotification(eid, sequence: note.sequence, type: Int(note.rawType), aid: note.aid?.bytes ?? [], now: now)
+            }
+            if !events.isEmpty {
+                let call = functionCallID.map { Call(smsr: self, id: $0, caller: Party(oid: machine.caller ?? configuration.smsrID, role: .mno),
+                                                     function: machine.function, now: now) }
+                try notify(events, eis: stored.eis, requester: machine.requester, call: call, operation: operationID, in: tx)
+            }
+            try tx.updateOperation(operationID, state: succeeded ? .completed : .failed, machine: try JSONCoding.encode(machine), now: now)
+            if let functionCallID {
+                try tx.completeFunctionCall(functionCallID, response: Self.lifecycleResponse(machine.function, status: status, at: now), now: now)
+            }
+            return events
+        }
+        _ = events
+        // The card resends a notification until it is confirmed (3A08).
+        for note in notes { try? session?.confirm(note.sequence) }
+        if succeeded {
+            for iccid in machine.autoDelete { _ = try? platformDelete(eid: eid, iccid: iccid) }
+        }
+        return status
+    }
+
+    /// The EIS after a successful operation; the notifications it causes.
+    func apply(_ machine: LifecycleMachine, to eis: inout EIS, cardStates: [AID: UInt8]?) -> [ProfileEvent] {
+        var events: [ProfileEvent] = []
+        guard let index = eis.profiles.firstIndex(where: { $0.iccid == machine.iccid }) else { return [] }
+        switch machine.kind {
+        case .enable:
+            for i in eis.profiles.indices where eis.profiles[i].state == .enabled && i != index {
+                eis.profiles[i].state = .disabled
+                events.append(ProfileEvent(type: .profileDisabled, profile: eis.profiles[i]))
+            }
+            eis.profiles[index].state = .enabled
+            events.insert(ProfileEvent(type: .profileEnabled, profile: eis.profiles[index]), at: 0)
+        case .disable:
+            eis.profiles[index].state = .disabled
+            events.append(ProfileEvent(type: .profileDisabled, profile: eis.profiles[index]))
+            if let fallBack = eis.profiles.firstIndex(where: { $0.fallbackAttribute && $0.iccid != machine.iccid }) {
+                eis.profiles[fallBack].state = .enabled
+                events.append(ProfileEvent(type: .profileEnabled, profile: eis.profiles[fallBack]))
+            }
+        case .delete:
+            let removed = eis.profiles.remove(at: index)
+            eis.remainingMemory += removed.allocatedMemory
+            events.append(ProfileEvent(type: .profileDeleted, profile: removed))
+        case .setFallBack:
+            for i in eis.profiles.indices where eis.profiles[i].fallbackAttribute && i != index {
+                eis.profiles[i].fallbackAttribute = false
+                events.append(ProfileEvent(type: .fallBackAttributeUnset, profile: eis.profiles[i]))
+            }
+            eis.profiles[index].fallbackAttribute = true
+            events.insert(ProfileEvent(type: .fallBackAttributeSet, profile: eis.profiles[index]), at: 0)
+        }
+        // Profiles the card no longer has (POL1 "delete when disabled"): gone from the EIS too.
+        if let states = cardStates {
+            for profile in eis.profiles where profile.state != .created && states[profile.isdPAID] == nil {
+                eis.profiles.removeAll { $0.iccid == profile.iccid }
+                eis.remainingMemory += profile.allocatedMemory
+                events.append(ProfileEvent(type: .profileDeleted, profile: profile))
+            }
+        }
+        return events
+    }
+
+    /// A deletion the platform itself asks for (POL2 Auto-Delete): its own operation, no function call.
+    func platformDelete(eid: EID, iccid: ICCID) throws -> FunctionExecutionStatus {
+        let stored = try requireEIS(eid)
+        guard let profile = stored.eis.profiles.first(where: { $0.iccid == iccid }) else { return .success }
+        let machine = LifecycleMachine(kind: .delete, iccid: iccid, aid: profile.isdPAID, function: "platform.AutoDelete", caller: nil,
+                                       requester: nil, autoDelete: [])
+        let now = clock.now()
+        let operationID = try store.write { tx in
+            try tx.insertOperation(eid: eid, kind: "delete", iccid: iccid, functionCallID: nil, machine: try JSONCoding.encode(machine), now: now)
+        }
+        return try execute(machine, eid: eid, operationID: operationID, functionCallID: nil)
+    }
+
+    // MARK: Recovery and card events
+
+    /// Finishes every operation a crash left active: asks the card what happened and commits one
+    /// outcome each. Returns how many were finished.
+    @discardableResult
+    public func recover() throws -> Int {
+        let active = try store.read { try $0.activeOperations() }
+        var finished = 0
+        for operation in active {
+            guard let machine = try? JSONDecoder().decode(LifecycleMachine.self, from: Data(operation.machine)) else { continue }
+            let session = try? CardSession(smsr: self, eid: operation.eid)
+            let notes = (try? session?.notifications()) ?? []
+            let states = (try? session?.isdpStates()) ?? nil
+            // Did the card carry the command out?
+            let executed: Bool = switch machine.kind {
+            case .enable: states?[machine.aid] == 0x3F
+            case .disable: states.map { $0[machine.aid] != 0x3F } ?? false
+            case .delete: states.map { $0[machine.aid] == nil } ?? false
+            case .setFallBack: false  // not visible in GET STATUS: sent again below
+            }
+            if executed {
+                var done = machine
+                done.commandAccepted = true
+                _ = try finish(done, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID, status: nil,
+                               notes: notes, session: session)
+            } else if machine.kind == .setFallBack, session != nil {
+                // The attribute is not visible in GET STATUS: send the (idempotent) command again.
+                _ = try execute(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID)
+            } else {
+                let status = FunctionExecutionStatus.failed(
+                    .functionProvider, .executionError, identifier: machine.iccid.text,
+                    message: "interrupted by an SM-SR restart before the card carried it out; nothing changed")
+                _ = try finish(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID, status: status,
+                               notes: notes, session: session)
+            }
+            finished += 1
+        }
+        return finished
+    }
+
+    /// Reads the card's pending default notifications and applies what the card did on its own
+    /// (fall-back after a connectivity loss: notification 05). Returns how many were new.
+    @discardableResult
+    public func pollNotifications(eid: EID) throws -> Int {
+        let session = try CardSession(smsr: self, eid: eid)
+        let notes = try session.notifications()
+        var fresh = 0
+        for note in notes {
+            if try store.read({ try $0.cardNotificationSeen(eid, sequence: note.sequence) }) {
+                try? session.confirm(note.sequence)
+                continue
+            }
+            fresh += 1
+            let now = clock.now()
+            try store.write { tx in
+                guard var stored = try tx.eis(eid) else { return }
+                var events: [ProfileEvent] = []
+                if note.kind == .profileChangeAfterFallBack || note.kind == .profileChangeSucceeded, let aid = note.aid,
+                    let index = stored.eis.profiles.firstIndex(where: { $0.isdPAID == aid }), stored.eis.profiles[index].state != .enabled
+                {
+                    for i in stored.eis.profiles.indices where stored.eis.profiles[i].state == .enabled {
+                        stored.eis.profiles[i].state = .disabled
+                        events.append(ProfileEvent(type: .profileDisabled, profile: stored.eis.profiles[i]))
+                    }
+                    stored.eis.profiles[index].state = .enabled
+                    events.append(ProfileEvent(type: .profileEnabled, profile: stored.eis.profiles[index]))
+                    try tx.updateEIS(stored.eis, now: now)
+                    try tx.appendAudit(AuditTrailRecord(eid: eid, smsrID: configuration.smsrID, operationDate: now, operationType: AuditOperation.cardFallBack,
+                                                        operationExecutionStatus: .success, isdPAID: aid, iccid: stored.eis.profiles[index].iccid), now: now)
+                    try notify(events, eis: stored.eis, requester: nil, call: nil, operation: nil, in: tx)
+                }
+                try tx.recordCardNotification(eid, sequence: note.sequence, type: Int(note.rawType), aid: note.aid?.bytes ?? [], now: now)
+            }
+            try? session.confirm(note.sequence)
+        }
+        return fresh
+    }
+
+    /// AuditEIS: GET STATUS of the card's ISD-Ps reconciled into the EIS (states; Profiles the
+    /// card no longer has are removed), then the caller's view of it.
+    func audit(eid: EID, iccids: [ICCID], call: Call) throws -> EIS {
+        let stored = try requireEIS(eid)
+        let visible = try store.read { try visibleProfiles(stored.eis, for: call.caller, function: .auditEIS, in: $0) }
+        if call.caller.role != .smdp, visible.isEmpty {
+            throw Refusal(.eid, .notAllowed, "the caller has no Profile on this eUICC", identifier: eid.text)
+        }
+        for iccid in iccids where !visible.contains(where: { $0.iccid == iccid }) {
+            throw Refusal(.profileICCID, .notAllowed, "the Profile is not the caller's", identifier: iccid.text)
+        }
+        let session: CardSession
+        let states: [AID: UInt8]
+        do {
+            session = try CardSession(smsr: self, eid: eid)
+            states = try session.isdpStates()
+        } catch let failure as ES5Failure {
+            throw Refusal(status: failure.status)
+        }
+        _ = session
+        let now = clock.now()
+        return try call.smsr.store.write { tx throws -> EIS in
+            guard var current = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
+            var events: [ProfileEvent] = []
+            for profile in current.eis.profiles {
+                switch states[profile.isdPAID] {
+                case nil where profile.state != .created:
+                    current.eis.profiles.removeAll { $0.iccid == profile.iccid }
+                    current.eis.remainingMemory += profile.allocatedMemory
+                    events.append(ProfileEvent(type: .profileDeleted, profile: profile))
+                case 0x3F?: if let i = current.eis.profiles.firstIndex(where: { $0.iccid == profile.iccid }) { current.eis.profiles[i].state = .enabled }
+                case 0x1F?: if let i = current.eis.profiles.firstIndex(where: { $0.iccid == profile.iccid }) { current.eis.profiles[i].state = .disabled }
+                default: break
+                }
+            }
+            current.eis.lastAuditDate = now
+            try tx.updateEIS(current.eis, now: now)
+            try tx.appendAudit(AuditTrailRecord(eid: eid, smsrID: configuration.smsrID, operationDate: now, operationType: AuditOperation.audit,
+                                                requesterID: call.caller.oid, operationExecutionStatus: .success), now: now)
+            if !events.isEmpty { try notify(events, eis: current.eis, requester: nil, call: call, operation: nil, in: tx) }
+            let profiles = try visibleProfiles(current.eis, for: call.caller, function: .auditEIS, in: tx)
+                .filter { iccids.isEmpty || iccids.contains($0.iccid) }
+            return try filtered(current.eis, profiles: profiles, in: tx)
+        }
+    }
+}

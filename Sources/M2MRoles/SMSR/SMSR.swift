@@ -1,0 +1,283 @@
+// The SM-SR (issue #6; docs/smsr.md): ES1, ES3, ES4 and ES4A functions over ES5 to the cards, with
+// SQLite persistence (M2MStorage), POL2/PLMA/ONC and notification routing through the Lua policy
+// engine (M2MPolicy), and the cards reached through M2MTransport's `EUICCTransport`.
+//
+// Every function runs the same pipeline (`Call`):
+//   1. the caller must be a registered party of the role the interface serves (ES1 EUM, ES3 SM-DP,
+//      ES4 MNO or M2M SP, ES4A MNO), else 1.1/1.1 (unknown) or 1.1/1.2 (not allowed);
+//   2. idempotency on (caller, FunctionCallIdentifier): the same request again gets the stored
+//      response; another request under a used identifier gets 1.6/3.3;
+//   3. the function's own checks, POL2 (Lua, before any ES5 command), ES5;
+//   4. one SQLite transaction commits the change, its audit row, its decision records, its outbox
+//      rows and the stored response together.
+// Functions that talk to a card first record an active operation (one per eUICC: a second change
+// gets 8.1/4.4 while one runs), so a restart finds and reconciles it (`recover()`).
+
+public import M2MCore
+public import M2MCrypto
+public import M2MPolicy
+public import M2MSOAP
+public import M2MStorage
+public import M2MTransport
+import M2MWire
+import M2MXML
+import Foundation
+
+/// What an SM-SR is configured with.
+public struct SMSRConfiguration: Sendable {
+    /// This SM-SR's OID (the `Smsr-id` an EIS must carry).
+    public var smsrID: OID
+    /// 32 bytes: AES-128 encryption key ‖ CMAC key sealing the ISD-R keys at rest.
+    public var storageKey: SecureBytes
+    /// Accept ISD-R keys in clear in an EIS (test fleets only; a real EUM encrypts them).
+    public var acceptClearISDRKeys = false
+    /// The longest ValidityPeriod honoured (seconds); longer ones are cut and echoed back.
+    public var maximumValidityPeriod = 7 * 24 * 3600
+    /// MO polls after a profile change while waiting for the card's default notification.
+    public var notificationPolls = 4
+
+    public init(smsrID: OID, storageKey: SecureBytes) {
+        self.smsrID = smsrID
+        self.storageKey = storageKey
+    }
+}
+
+/// The certificates registration checks against: the CI, and each EUM's certificate by its OID.
+public struct SMSRTrust: Sendable {
+    public var ci: X509Certificate
+    public var eums: [OID: X509Certificate]
+
+    public init(ci: X509Certificate, eums: [OID: X509Certificate]) {
+        self.ci = ci
+        self.eums = eums
+    }
+}
+
+/// Who is calling (the server layer fills it from the mutual-TLS identity).
+public struct RequestContext: Sendable {
+    public var caller: OID
+    public init(caller: OID) { self.caller = caller }
+}
+
+/// Test hook: simulated crashes at named points of a lifecycle operation.
+public struct SMSRFaults: Sendable {
+    public enum Point: String, Sendable, CaseIterable {
+        /// After the operation row is committed, before any ES5 command.
+        case beforeES5
+        /// After the card executed the command, before its notification is read.
+        case afterES5
+        /// After the card's notification was read, before the outcome is committed.
+        case beforeCommit
+    }
+
+    public var crashAt: Point?
+    public init(crashAt: Point? = nil) { self.crashAt = crashAt }
+}
+
+/// The simulated crash `SMSRFaults` throws.
+public struct SimulatedCrash: Error, Sendable {
+    public let point: SMSRFaults.Point
+}
+
+/// A refusal: the function's status, computed before or instead of doing anything.
+struct Refusal: Error {
+    let status: FunctionExecutionStatus
+
+    init(_ subject: SubjectCode, _ reason: ReasonCode, _ message: String, identifier: String? = nil) {
+        status = .failed(subject, reason, identifier: identifier, message: message)
+    }
+
+    init(status: FunctionExecutionStatus) { self.status = status }
+
+    static func storage(_ error: any Error) -> Refusal {
+        Refusal(.functionProvider, .executionError, "the SM-SR store failed: \(error)")
+    }
+}
+
+/// The SM-SR.
+public final class SMSR: Sendable {
+    public let configuration: SMSRConfiguration
+    public let trust: SMSRTrust
+    public let store: any SMSRStore
+    public let policy: PolicyEngine
+    public let transport: any EUICCTransport
+    public let clock: any Clock
+    public let faults: SMSRFaults
+    let sealer: KeySealer
+
+    public init(
+        configuration: SMSRConfiguration, trust: SMSRTrust, store: any SMSRStore, policy: PolicyEngine, transport: any EUICCTransport,
+        clock: any Clock = SystemClock(), faults: SMSRFaults = SMSRFaults()
+    ) throws(CryptoError) {
+        self.configuration = configuration
+        self.trust = trust
+        self.store = store
+        self.policy = policy
+        self.transport = transport
+        self.clock = clock
+        self.faults = faults
+        self.sealer = try KeySealer(storageKey: configuration.storageKey)
+    }
+
+    /// Registers (or changes the role of) a party the SM-SR serves.
+    public func register(_ party: Party) throws {
+        try store.write { try $0.upsertParty(party) }
+    }
+
+    func crash(at point: SMSRFaults.Point) throws(SimulatedCrash) {
+        if faults.crashAt == point { throw SimulatedCrash(point: point) }
+    }
+}
+
+// MARK: - Message bytes
+
+/// A message body element alone (with its namespace declaration), as stored for idempotent replies
+/// and outbox rows; read back with the same decoder a received envelope uses.
+enum MessageBytes {
+    static func encode(_ message: some SGP02Message) -> [UInt8] {
+        var writer = XMLWriter(declaration: false, indent: 0)
+        writer.startElement(message.descriptor.qualifiedName)
+        writer.attribute("xmlns:rps", Namespace.rps)
+        message.writeContent(to: &writer)
+        writer.endElement()
+        return writer.bytes
+    }
+
+    static func decode<M: SGP02Message>(_ type: M.Type, _ bytes: [UInt8]) throws -> M {
+        let root = try XMLReader.parse(bytes, limits: .default, knownNamespaces: Namespace.known)
+        return try M(xmlElement: root)
+    }
+}
+
+// MARK: - The call pipeline
+
+/// One function call being served.
+struct Call {
+    let smsr: SMSR
+    let id: Int64
+    let caller: Party
+    let function: String
+    let now: Timestamp
+    var functionCallIdentifier = ""
+
+    /// Commits `body`'s writes and the response in one transaction; the response is returned.
+    func commit<Response: SGP02Response>(_ body: (any SMSRWriting) throws -> Response) throws -> Response {
+        try smsr.store.write { tx in
+            var response = try body(tx)
+            response.processingStart = response.processingStart ?? now
+            response.processingEnd = response.processingEnd ?? smsr.clock.now()
+            try tx.completeFunctionCall(id, response: MessageBytes.encode(response), now: smsr.clock.now())
+            return response
+        }
+    }
+
+    /// Records a decision record of the policy engine with this call.
+    func record(_ decision: DecisionRecord, operation: Int64? = nil, in tx: any SMSRWriting) throws {
+        try tx.appendDecision(hook: decision.hook.rawValue, record: SMSR.encodeDecision(decision), operationID: operation, functionCallID: id, now: now)
+    }
+}
+
+extension SMSR {
+    static func encodeDecision(_ record: DecisionRecord) -> [UInt8] {
+        (try? JSONCoding.encode(record)) ?? Array("{\"error\":\"unencodable decision\"}".utf8)
+    }
+
+    /// Runs one function call through the pipeline. `roles` are the caller roles the interface
+    /// serves; `makeFailure` builds the response carrying a refusal; `body` does the work.
+    func serve<Request: SGP02Request>(
+        _ request: Request, context: RequestContext, roles: Set<Party.Role>,
+        failure makeFailure: (FunctionExecutionStatus) -> Request.Response,
+        _ body: (Call) throws -> Request.Response
+    ) -> Request.Response {
+        let now = clock.now()
+        let function = "\(Request.descriptor.function)"
+        func refused(_ status: FunctionExecutionStatus) -> Request.Response {
+            var response = makeFailure(status)
+            response.processingStart = now
+            response.processingEnd = clock.now()
+            return response
+        }
+        // 1. The caller.
+        let party: Party
+        do {
+            guard let known = try store.read({ try $0.party(context.caller) }) else {
+                return refused(.failed(.functionRequester, .unknownIdentity, identifier: context.caller.text, message: "unknown caller"))
+            }
+            party = known
+        } catch {
+            return refused(Refusal.storage(error).status)
+        }
+        guard roles.contains(party.role) else {
+            return refused(.failed(.functionRequester, .notAllowed, identifier: context.caller.text,
+                                   message: "\(party.role.rawValue) may not call \(function)"))
+        }
+        // 2. Idempotency.
+        let digest = SHA256.hash(MessageBytes.encode(request))
+        let callID: Int64
+        do {
+            let outcome: Result<Int64, Refusal> = try store.write { tx in
+                if let seen = try tx.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) {
+                    guard seen.function == function, seen.requestDigest == digest else {
+                        return .failure(Refusal(.function, .alreadyInUse, "FunctionCallIdentifier \(request.functionCallIdentifier) was used for another request",
+                                                identifier: request.functionCallIdentifier))
+                    }
+                    return .success(-seen.id)  // seen: negative marks a replay
+                }
+                return .success(try tx.beginFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function,
+                                                         digest: digest, now: now))
+            }
+            switch outcome {
+            case .failure(let refusal): return refused(refusal.status)
+            case .success(let id) where id < 0:
+                let seen = try store.read { try $0.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) }
+                if let bytes = seen?.response, let response = try? MessageBytes.decode(Request.Response.self, bytes) { return response }
+                return refused(.failed(.function, .pendingOperation, identifier: request.functionCallIdentifier,
+                                       message: "this call is still being executed"))
+            case .success(let id): callID = id
+            }
+        } catch {
+            return refused(Refusal.storage(error).status)
+        }
+        let call = Call(smsr: self, id: callID, caller: party, function: function, now: now, functionCallIdentifier: request.functionCallIdentifier)
+        // 3–4. The function.
+        do {
+            return try body(call)
+        } catch let refusal as Refusal {
+            let response = refused(refusal.status)
+            _ = try? store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) }
+            return response
+        } catch let crash as SimulatedCrash {
+            // Tests only: the process "dies" here; nothing more is written.
+            return refused(.failed(.functionProvider, .executionError, message: "simulated crash at \(crash.point.rawValue)"))
+        } catch {
+            let response = refused(.failed(.functionProvider, .executionError, message: "\(error)"))
+            _ = try? store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) }
+            return response
+        }
+    }
+
+    /// The stored EIS of `eid`, or 8.1.1/3.9.
+    func requireEIS(_ eid: EID) throws -> StoredEIS {
+        guard let stored = try store.read({ try $0.eis(eid) }) else {
+            throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text)
+        }
+        return stored
+    }
+
+    /// The profile `iccid` in `eis`, or 8.2.1/3.9.
+    func requireProfile(_ iccid: ICCID, in eis: EIS) throws(Refusal) -> ProfileInfo {
+        guard let profile = eis.profiles.first(where: { $0.iccid == iccid }) else {
+            throw Refusal(.profileICCID, .unknown, "no such Profile on this eUICC", identifier: iccid.text)
+        }
+        return profile
+    }
+}
+
+/// JSON of the documents the SM-SR stores (sorted keys: equal values, equal bytes).
+enum JSONCoding {
+    static func encode(_ value: some Encodable) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array(try encoder.encode(value))
+    }
+}
