@@ -13,6 +13,7 @@ public import M2MCore
 public import M2MCrypto
 public import M2MWire
 public import M2MTransport
+import Foundation
 
 /// The in-process transport: a fleet's cards, called directly.
 public struct InProcessTransport: EUICCTransport {
@@ -21,13 +22,18 @@ public struct InProcessTransport: EUICCTransport {
     public let minimumSecurityLevel: SCP80MinimumSecurityLevel
     /// How MO packets use the counter.
     public let moCounterMode: MOCounterMode
+    /// When set, a pushed card opens its SCP81 admin session (on its own thread, as a card's BIP
+    /// channel runs beside its SMS traffic) with this client context.
+    public let adminAgent: PSKTLSContext?
 
     public init(
-        fleet: Fleet, minimumSecurityLevel: SCP80MinimumSecurityLevel = EUICC.isdRMinimumSecurityLevel, moCounterMode: MOCounterMode = .none
+        fleet: Fleet, minimumSecurityLevel: SCP80MinimumSecurityLevel = EUICC.isdRMinimumSecurityLevel, moCounterMode: MOCounterMode = .none,
+        adminAgent: PSKTLSContext? = nil
     ) {
         self.fleet = fleet
         self.minimumSecurityLevel = minimumSecurityLevel
         self.moCounterMode = moCounterMode
+        self.adminAgent = adminAgent
     }
 
     func index(_ eid: EID) throws(TransportError) -> Int {
@@ -36,7 +42,14 @@ public struct InProcessTransport: EUICCTransport {
     }
 
     public func deliverSMS(_ userData: [UInt8], to eid: EID) throws(TransportError) -> [UInt8]? {
-        try delivery(userData, to: eid).proofOfReceipt
+        let delivery = try delivery(userData, to: eid)
+        if let trigger = delivery.adminSessionTrigger, let context = adminAgent, let index = fleet.index(of: eid) {
+            let fleet = fleet
+            Thread.detachNewThread {
+                _ = try? SCP81Client.runSession(fleet: fleet, index: index, trigger: trigger, context: context)
+            }
+        }
+        return delivery.proofOfReceipt
     }
 
     public func deliverSMSAndTrigger(_ userData: [UInt8], to eid: EID) throws(TransportError) -> (proofOfReceipt: [UInt8]?, trigger: AdminSessionTrigger?) {

@@ -55,8 +55,8 @@ struct CardSession {
         keys = try SCP80KeySet(keyVersion: 1, algorithm: .aes, kic: try smsr.sealer.open(kicSealed.sealed), kid: try smsr.sealer.open(kidSealed.sealed))
     }
 
-    /// Sends `commands` to the ISD-R in one packet; the R-APDUs of the commands the card executed.
-    func sendToISDR(_ commands: [CommandAPDU]) throws(ES5Failure) -> [ResponseAPDU] {
+    /// Reserves the next SCP80 counter (committed before the packet leaves) and returns the last one.
+    func reserveCounter() throws(ES5Failure) -> SCP80Counter {
         let last: UInt64
         do {
             last = try smsr.store.write { tx throws -> UInt64 in
@@ -70,6 +70,39 @@ struct CardSession {
         guard let counter = SCP80Counter(exactly: last) else {
             throw ES5Failure(status: .failed(.isdr, .maximumAttemptsExceeded, identifier: eid.text, message: "the SCP80 counter is exhausted"))
         }
+        return counter
+    }
+
+    /// An SCP81 push: the administration session triggering parameters to the ISD-R (PoR checked).
+    func push(_ trigger: AdminSessionTrigger) throws(ES5Failure) {
+        let counter = try reserveCounter()
+        do {
+            var peer = try SCP80Peer(keys: keys, tar: .isdR, counter: counter)
+            let command = try peer.securePush(trigger)
+            guard let porBytes = try smsr.transport.deliverSMS(command.userData, to: eid) else {
+                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "no PoR to the push"))
+            }
+            let (por, _) = try peer.open(porBytes, for: command)
+            guard por.status == .ok, por.isAuthenticated else {
+                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "push PoR status \(por.status)"))
+            }
+        } catch let failure as ES5Failure {
+            throw failure
+        } catch {
+            throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "push: \(error)"))
+        }
+    }
+
+    /// The ISD-R's SCP81 PSK (key set 40, key 1), opened for one TLS handshake.
+    func scp81PSK() throws -> SecureBytes? {
+        let sealed = try smsr.store.read { try $0.isdrKeys(eid) }
+        guard let psk = sealed.first(where: { $0.keysetVersion == 0x40 && $0.keyIndex == 1 }) else { return nil }
+        return try smsr.sealer.open(psk.sealed)
+    }
+
+    /// Sends `commands` to the ISD-R in one packet; the R-APDUs of the commands the card executed.
+    func sendToISDR(_ commands: [CommandAPDU]) throws(ES5Failure) -> [ResponseAPDU] {
+        let counter = try reserveCounter()
         do {
             var peer = try SCP80Peer(keys: keys, tar: .isdR, counter: counter)
             let command = try peer.secure(ExpandedCommandScript(commands: commands))

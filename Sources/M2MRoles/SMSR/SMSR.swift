@@ -103,12 +103,15 @@ public final class SMSR: Sendable {
     public let transport: any EUICCTransport
     public let clock: any Clock
     public let faults: SMSRFaults
+    /// Where cards open SCP81 admin sessions; nil: scripts go through `transport.runScript`.
+    public let adminServer: SCP81AdminServer?
     let sealer: KeySealer
 
     public init(
         configuration: SMSRConfiguration, trust: SMSRTrust, store: any SMSRStore, policy: PolicyEngine, transport: any EUICCTransport,
-        clock: any Clock = SystemClock(), faults: SMSRFaults = SMSRFaults()
+        adminServer: SCP81AdminServer? = nil, clock: any Clock = SystemClock(), faults: SMSRFaults = SMSRFaults()
     ) throws(CryptoError) {
+        self.adminServer = adminServer
         self.configuration = configuration
         self.trust = trust
         self.store = store

@@ -1,0 +1,274 @@
+// The download path of ES3 (SM-DP → SM-SR; spec §5.3, oncard §2.2–2.5; docs/smsr.md):
+// CreateISDP (AID allocation, memory, INSTALL [for install and make selectable]), SendData (the
+// SM-DP's ES8 scripts passed through to the ISD-P — or, for key establishment's STORE DATA
+// 3A01/3A02, to the ISD-R after INSTALL [for personalization] of the ISD-P), ProfileDownloadCompleted
+// (GET STATUS: the ISD-P must be DISABLED, then the Profile is Disabled in the EIS and
+// ProfileDownloaded goes out) and UpdateConnectivityParameters (SCP03 APDU-mode scripts).
+//
+// Scripts are run as the HTTPS admin protocol's bodies (SCP81 when an admin server is configured,
+// else the transport's own `runScript`, e.g. in process): SCP03t segments of ~1 KB do not fit
+// an SMS.
+
+public import M2MCore
+import M2MCrypto
+import M2MPolicy
+public import M2MSOAP
+import M2MStorage
+import M2MTransport
+import M2MWire
+
+extension SMSR {
+    /// The ISD-P AID of `tar` (2 bytes): A0000005591010FFFFFFFF89 ‖ 00 ‖ TAR ‖ 00 (TAR = bytes 13–15).
+    static func isdpAID(tar: Int) -> AID {
+        try! AID(bytes: [0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x89, 0x00, UInt8(tar >> 8), UInt8(tar & 0xFF), 0x00])
+    }
+
+    /// The AID a failed CreateISDP answers with (the response requires one): no ISD-P.
+    public static let noISDP = try! AID(text: "A0000005591010FFFFFFFF8900000000")
+
+    /// The first ISD-P AID of this scheme not used on the eUICC, from TAR 0010 (0001, 0002, 000D, 000E
+    /// are the ISD-R, ECASD and load file/module).
+    static func allocateAID(in eis: EIS) -> AID? {
+        let used = Set(eis.profiles.map(\.isdPAID))
+        for tar in 0x0010...0xFFFF {
+            let aid = isdpAID(tar: tar)
+            if !used.contains(aid) { return aid }
+        }
+        return nil
+    }
+
+    func createISDP(_ request: ES3.CreateISDPRequest, call: Call) throws -> ES3.CreateISDPResponse {
+        let stored = try requireEIS(request.eid)
+        guard request.requiredMemory > 0 else { throw Refusal(.protocolFormat, .invalid, "RequiredMemory must be positive") }
+        if let elsewhere = try store.read({ try $0.profileLocation(request.iccid) }) {
+            throw Refusal(.profileICCID, .alreadyInUse, "the ICCID is registered on eUICC \(elsewhere.text)", identifier: request.iccid.text)
+        }
+        guard request.requiredMemory <= stored.eis.remainingMemory else {
+            throw Refusal(.euicc, .insufficientMemory, "\(request.requiredMemory) bytes asked, \(stored.eis.remainingMemory) free", identifier: request.eid.text)
+        }
+        guard let aid = Self.allocateAID(in: stored.eis) else { throw Refusal(.euicc, .insufficientMemory, "no ISD-P AID left") }
+        let profile = ProfileInfo(iccid: request.iccid, isdPAID: aid, mnoID: request.mnoID, state: .created, smdpID: call.caller.oid,
+                                  allocatedMemory: request.requiredMemory)
+        // POL2 before a download (the Operator's bundle may restrict Profile Types, memory …).
+        let input = PolicyInput.pol2(
+            .beforeDownloadProfile,
+            operation: OperationSnapshot(interface: "ES3", name: "CreateISDP",
+                                         arguments: ["iccid": .string(request.iccid.text), "required_memory": .integer(Int64(request.requiredMemory))]),
+            caller: CallerSnapshot(role: .smdp, oid: call.caller.oid), eis: EISSnapshot(stored.eis), profile: ProfileSnapshot(profile))
+        let decision = policy.evaluate(input)
+        let outcome = decision.result.decision ?? DecisionOutcome(.allow)
+        guard outcome.decision.isAllowed else {
+            try store.write { try call.record(decision, in: $0) }
+            throw Refusal(status: outcome.decision.executionStatus)
+        }
+        // INSTALL [for install and make selectable] with the memory quota (EF { 83 quota }).
+        func lv(_ bytes: [UInt8]) -> [UInt8] { [UInt8(bytes.count)] + bytes }
+        let quota = request.requiredMemory
+        let parameters: [UInt8] = [0xC9, 0x04, 0x81, 0x02, 0x03, 0x70]
+            + TLV(0xEF, children: [TLV(0x83, [UInt8(truncatingIfNeeded: quota >> 24), UInt8(truncatingIfNeeded: quota >> 16),
+                                              UInt8(truncatingIfNeeded: quota >> 8), UInt8(truncatingIfNeeded: quota)])]).encoded
+        let data = lv(stored.eis.eumSignedInfo.isdPLoadFileAID.bytes) + lv(stored.eis.eumSignedInfo.isdPModuleAID.bytes) + lv(aid.bytes)
+            + lv([0x80, 0xC0, 0x00]) + lv(parameters) + lv([])
+        let install = CommandAPDU(cla: 0x80, ins: 0xE6, p1: 0x0C, p2: 0x00, data: data, le: 0x00)
+        let response: ResponseAPDU
+        do {
+            response = try CardSession(smsr: self, eid: request.eid).send(install)
+        } catch let failure as ES5Failure {
+            throw Refusal(status: failure.status)
+        }
+        guard response.sw.isSuccessOrWarning else {
+            throw Refusal(status: CardSession.status(of: response, iccid: request.iccid))
+        }
+        return try call.commit { tx in
+            try call.record(decision, in: tx)
+            guard var current = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
+            current.eis.profiles.append(profile)
+            current.eis.remainingMemory -= request.requiredMemory
+            try tx.updateEIS(current.eis, now: call.now)
+            try tx.appendAudit(AuditTrailRecord(eid: request.eid, smsrID: configuration.smsrID, operationDate: call.now, operationType: AuditOperation.createISDP,
+                                                requesterID: call.caller.oid, operationExecutionStatus: .success, isdPAID: aid, iccid: request.iccid),
+                               now: call.now)
+            return ES3.CreateISDPResponse(functionExecutionStatus: .success, isdPAID: aid, euiccResponseData: HexBinary(response.bytes))
+        }
+    }
+
+    /// The Profile behind an ISD-P AID, which must be this SM-DP's.
+    func requireSMDPProfile(aid: AID, in eis: EIS, caller: Party) throws(Refusal) -> ProfileInfo {
+        guard let profile = eis.profiles.first(where: { $0.isdPAID == aid }) else {
+            throw Refusal(.isdp, .unknown, "no such ISD-P on this eUICC", identifier: aid.text)
+        }
+        guard profile.smdpID == caller.oid else {
+            throw Refusal(.isdp, .notAllowed, "the ISD-P was not created for this SM-DP", identifier: aid.text)
+        }
+        return profile
+    }
+
+    /// SendData's script: a whole template (AA/AE) or bare items (22 C-APDUs, or 84/85/86 SCP03t
+    /// TLVs). Key establishment (STORE DATA 3A01/3A02) goes to the ISD-R; the rest to the ISD-P.
+    static func sendDataScript(_ data: [UInt8], aid: AID) throws(Refusal) -> (script: [UInt8], target: ScriptTarget) {
+        let items: [TLV]
+        var coding = ScriptLengthCoding.indefinite
+        if let first = data.first, first == ExpandedCommandScript.definiteTag || first == ExpandedCommandScript.indefiniteTag {
+            guard let script = try? ExpandedCommandScript(bytes: data) else { throw Refusal(.isdp, .invalid, "Data is not a command script") }
+            items = script.items
+            coding = script.coding
+        } else {
+            guard let parsed = try? TLV.parseAll(data), !parsed.isEmpty else { throw Refusal(.isdp, .invalid, "Data is neither a script nor script items") }
+            items = parsed
+        }
+        let commands = items.filter { $0.tag == ExpandedCommandScript.commandTag }.compactMap { try? CommandAPDU(bytes: $0.value) }
+        let keyEstablishment = !commands.isEmpty && commands.count == items.count && commands.allSatisfy { command in
+            command.cla == 0x80 && command.ins == 0xE2 && (command.data.starts(with: [0x3A, 0x01]) || command.data.starts(with: [0x3A, 0x02]))
+        }
+        if keyEstablishment {
+            var routed = items
+            if commands.first?.data.starts(with: [0x3A, 0x01]) == true {
+                // INSTALL [for personalization] of the ISD-P first: the STORE DATA that follow are for it.
+                let perso = CommandAPDU(cla: 0x80, ins: 0xE6, p1: 0x20, p2: 0x00, data: [0x00, 0x00, UInt8(aid.bytes.count)] + aid.bytes + [0x00, 0x00, 0x00], le: 0x00)
+                routed.insert(TLV(ExpandedCommandScript.commandTag, perso.bytes), at: 0)
+            }
+            return (ExpandedCommandScript(items: routed, coding: coding).encoded, .isdR)
+        }
+        return (ExpandedCommandScript(items: items, coding: coding).encoded, .isdP(aid))
+    }
+
+    /// Runs a script as an admin session body; its response script.
+    func runScript(_ script: [UInt8], target: ScriptTarget, eid: EID) throws(Refusal) -> [UInt8] {
+        do {
+            if let admin = adminServer {
+                return try admin.run(script: script, target: target, eid: eid, smsr: self)
+            }
+            return try transport.runScript(script, target: target, on: eid)
+        } catch let refusal as Refusal {
+            throw refusal
+        } catch let failure as ES5Failure {
+            throw Refusal(status: failure.status)
+        } catch {
+            throw Refusal(.euicc, .inaccessible, "\(error)", identifier: eid.text)
+        }
+    }
+
+    /// The status of a response script: FAILED 8.4/4.2 when a command failed, an SCP03t TLV was
+    /// refused (9F44/9F45/9F46) or the script was refused as bad format.
+    static func scriptStatus(_ response: [UInt8], aid: AID) -> FunctionExecutionStatus {
+        guard let script = try? ExpandedResponseScript(bytes: response) else {
+            return .failed(.isdp, .executionError, identifier: aid.text, message: "the card's answer is not a response script")
+        }
+        if script.items.contains(where: { $0.tag == ExpandedResponseScript.badFormatTag }) {
+            return .failed(.isdp, .invalid, identifier: aid.text, message: "the card refused the script as bad format")
+        }
+        if let failed = script.responses.first(where: { !$0.sw.isSuccessOrWarning }) {
+            return .failed(.isdp, .executionError, identifier: aid.text, message: "a command answered \(failed.sw)")
+        }
+        if script.items.contains(where: { [0x9F44, 0x9F45, 0x9F46].contains($0.tag.rawValue) }) {
+            return .failed(.isdp, .executionError, identifier: aid.text, message: "the ISD-P refused an SCP03t command")
+        }
+        return .success
+    }
+
+    func sendData(_ request: ES3.SendDataRequest, call: Call) throws -> ES3.SendDataResponse {
+        let stored = try requireEIS(request.eid)
+        let profile = try requireSMDPProfile(aid: request.sdAID, in: stored.eis, caller: call.caller)
+        let (script, target) = try Self.sendDataScript(request.data.bytes, aid: profile.isdPAID)
+        let response = try runScript(script, target: target, eid: request.eid)
+        let status = Self.scriptStatus(response, aid: profile.isdPAID)
+        return try call.commit { _ in ES3.SendDataResponse(functionExecutionStatus: status, euiccResponseData: HexBinary(response)) }
+    }
+
+    func profileDownloadCompleted(_ request: ES3.ProfileDownloadCompletedRequest, call: Call) throws -> ES3.ProfileDownloadCompletedResponse {
+        let stored = try requireEIS(request.eid)
+        let profile = try requireProfile(request.iccid, in: stored.eis)
+        guard profile.smdpID == call.caller.oid else {
+            throw Refusal(.profileICCID, .notAllowed, "the Profile was not downloaded by this SM-DP", identifier: request.iccid.text)
+        }
+        guard profile.state == .created else {
+            throw Refusal(.profileICCID, .invalidTransition, "the Profile is already installed", identifier: request.iccid.text)
+        }
+        var profileType: String100?
+        if let text = request.profileType {
+            do { profileType = try String100(text: text) } catch { throw Refusal(.profileType, .invalid, "ProfileType is 1 to 100 characters") }
+        }
+        // The card must hold the ISD-P in DISABLED (1F) now: the download really completed.
+        let states: [AID: UInt8]
+        do {
+            states = try CardSession(smsr: self, eid: request.eid).isdpStates()
+        } catch let failure as ES5Failure {
+            throw Refusal(status: failure.status)
+        }
+        guard states[profile.isdPAID] == 0x1F else {
+            throw Refusal(.isdp, .invalidTransition, "the ISD-P is not DISABLED on the card: the Profile is not installed", identifier: profile.isdPAID.text)
+        }
+        return try call.commit { tx in
+            guard var current = try tx.eis(request.eid), let index = current.eis.profiles.firstIndex(where: { $0.iccid == request.iccid }) else {
+                throw Refusal(.profileICCID, .unknown, "no such Profile", identifier: request.iccid.text)
+            }
+            current.eis.profiles[index].state = .disabled
+            current.eis.profiles[index].profileType = profileType
+            if let address = request.subscriptionAddress { current.eis.profiles[index].subscriptionAddress = address }
+            if let pol2 = request.pol2 { current.eis.profiles[index].pol2 = pol2 }
+            try tx.updateEIS(current.eis, now: call.now)
+            try tx.appendAudit(AuditTrailRecord(eid: request.eid, smsrID: configuration.smsrID, operationDate: call.now,
+                                                operationType: AuditOperation.downloadCompleted, requesterID: call.caller.oid,
+                                                operationExecutionStatus: .success, isdPAID: profile.isdPAID, iccid: request.iccid), now: call.now)
+            // The SM-DP relays the Operator's ES2 request: the Operator is the requester.
+            try notify([ProfileEvent(type: .profileDownloaded, profile: current.eis.profiles[index])], eis: current.eis, requester: profile.mnoID,
+                       call: call, operation: nil, in: tx)
+            return ES3.ProfileDownloadCompletedResponse(functionExecutionStatus: .success)
+        }
+    }
+
+    func updateConnectivityParameters(_ request: ES3.UpdateConnectivityParametersRequest, call: Call) throws -> ES3.UpdateConnectivityParametersResponse {
+        let stored = try requireEIS(request.eid)
+        let profile = try requireProfile(request.iccid, in: stored.eis)
+        guard profile.smdpID == call.caller.oid else {
+            throw Refusal(.profileICCID, .notAllowed, "the Profile was not downloaded by this SM-DP", identifier: request.iccid.text)
+        }
+        guard profile.state != .created else {
+            throw Refusal(.profileICCID, .invalidTransition, "the Profile is not installed yet", identifier: request.iccid.text)
+        }
+        let (script, _) = try Self.sendDataScript(request.connectivityParameters.bytes, aid: profile.isdPAID)
+        let response = try runScript(script, target: .isdP(profile.isdPAID), eid: request.eid)
+        let status = Self.scriptStatus(response, aid: profile.isdPAID)
+        return try call.commit { tx in
+            try tx.appendAudit(AuditTrailRecord(eid: request.eid, smsrID: configuration.smsrID, operationDate: call.now,
+                                                operationType: AuditOperation.updateConnectivity, requesterID: call.caller.oid,
+                                                operationExecutionStatus: status, isdPAID: profile.isdPAID, iccid: request.iccid), now: call.now)
+            return ES3.UpdateConnectivityParametersResponse(functionExecutionStatus: status, euiccResponseData: HexBinary(response))
+        }
+    }
+}
+
+public protocol ES3DownloadProvider: Sendable {
+    func createISDP(_ request: ES3.CreateISDPRequest, context: RequestContext) -> ES3.CreateISDPResponse
+    func sendData(_ request: ES3.SendDataRequest, context: RequestContext) -> ES3.SendDataResponse
+    func profileDownloadCompleted(_ request: ES3.ProfileDownloadCompletedRequest, context: RequestContext) -> ES3.ProfileDownloadCompletedResponse
+    func updateConnectivityParameters(_ request: ES3.UpdateConnectivityParametersRequest, context: RequestContext) -> ES3.UpdateConnectivityParametersResponse
+}
+
+extension SMSR: ES3DownloadProvider {
+    public func createISDP(_ request: ES3.CreateISDPRequest, context: RequestContext) -> ES3.CreateISDPResponse {
+        serve(request, context: context, roles: [.smdp], failure: { ES3.CreateISDPResponse(functionExecutionStatus: $0, isdPAID: Self.noISDP) }) { call in
+            try createISDP(request, call: call)
+        }
+    }
+
+    public func sendData(_ request: ES3.SendDataRequest, context: RequestContext) -> ES3.SendDataResponse {
+        serve(request, context: context, roles: [.smdp], failure: { ES3.SendDataResponse(functionExecutionStatus: $0) }) { call in
+            try sendData(request, call: call)
+        }
+    }
+
+    public func profileDownloadCompleted(_ request: ES3.ProfileDownloadCompletedRequest, context: RequestContext) -> ES3.ProfileDownloadCompletedResponse {
+        serve(request, context: context, roles: [.smdp], failure: { ES3.ProfileDownloadCompletedResponse(functionExecutionStatus: $0) }) { call in
+            try profileDownloadCompleted(request, call: call)
+        }
+    }
+
+    public func updateConnectivityParameters(_ request: ES3.UpdateConnectivityParametersRequest, context: RequestContext)
+        -> ES3.UpdateConnectivityParametersResponse
+    {
+        serve(request, context: context, roles: [.smdp], failure: { ES3.UpdateConnectivityParametersResponse(functionExecutionStatus: $0) }) { call in
+            try updateConnectivityParameters(request, call: call)
+        }
+    }
+}
