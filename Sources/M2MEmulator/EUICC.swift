@@ -255,6 +255,7 @@ public struct EUICC: Sendable {
         case 0x3A03: return enable(dgi.value)
         case 0x3A04: return disable(dgi.value)
         case 0x3A05: return setFallBack(dgi.value)
+        case 0x3A06: return setEmergency(dgi.value)
         case 0x3A07:
             guard offset == command.data.count else { return ResponseAPDU(sw: .wrongData) }
             smsrAddressingParameters = dgi.value
@@ -339,6 +340,19 @@ public struct EUICC: Sendable {
             return ResponseAPDU(sw: .conditionsNotSatisfied)
         }
         for k in isdps.indices { isdps[k].fallBack = (k == index) }
+        return ResponseAPDU(sw: .success)
+    }
+
+    /// 3A06 { 4F AID }: SetEmergencyProfileAttribute (moves the attribute). The coding is ours: the
+    /// SGP.02 one was not found (spec §2.2); it mirrors 3A05 (docs/emulator.md). The Emergency
+    /// Profile must not be the Fall-Back Profile and must be installed (DISABLED or ENABLED).
+    mutating func setEmergency(_ value: [UInt8]) -> ResponseAPDU {
+        guard let aid = Self.aid(in: value) else { return ResponseAPDU(sw: .wrongData) }
+        guard let index = isdps.firstIndex(where: { $0.aid == aid }) else { return ResponseAPDU(sw: .referencedDataNotFound) }
+        guard isdps[index].lifeCycle == .disabled || isdps[index].lifeCycle == .enabled, !isdps[index].fallBack else {
+            return ResponseAPDU(sw: .conditionsNotSatisfied)
+        }
+        for k in isdps.indices { isdps[k].emergency = (k == index) }
         return ResponseAPDU(sw: .success)
     }
 

@@ -69,6 +69,10 @@ struct SMSRAuthorisationTests {
             h.smsr.setFallBackAttribute(ES4.SetFallBackAttributeRequest(functionCallIdentifier: f, eid: h.eid(0), iccid: H.iccidB), context: c)
                 .functionExecutionStatus
         },
+        Function(name: "ES4.SetEmergencyProfileAttribute", allowed: [.owner, .spWithPLMA], changesCard: true) { h, c, f in
+            h.smsr.setEmergencyProfileAttribute(ES4.SetEmergencyProfileAttributeRequest(functionCallIdentifier: f, eid: h.eid(0), iccid: H.iccidB), context: c)
+                .functionExecutionStatus
+        },
         Function(name: "ES3.EnableProfile", allowed: [], changesCard: true) { h, c, f in
             h.smsr.enableProfile(ES3.EnableProfileRequest(functionCallIdentifier: f, eid: h.eid(0), iccid: H.iccidB), context: c).functionExecutionStatus
         },

@@ -172,6 +172,24 @@ struct SMSRTests {
                 "the M2M SP asked for the deletion: it is not notified of its own request")
     }
 
+    @Test("SetEmergencyProfileAttribute (3A06, our coding): moves the attribute on the card and in the EIS; not on the Fall-Back Profile")
+    func emergency() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 0)
+        try h.grantPLMA(functions: [], notifications: [.emergencyProfileAttributeSet])
+        let set = h.smsr.setEmergencyProfileAttribute(ES4.SetEmergencyProfileAttributeRequest(functionCallIdentifier: "em", eid: h.eid(0), iccid: H.iccidB),
+                                                      context: RequestContext(caller: H.mno))
+        #expect(set.functionExecutionStatus == .success, "\(set.functionExecutionStatus)")
+        #expect(h.fleet.card(at: 0).isdp(H.b)?.emergency == true)
+        #expect(try h.stored(0)?.profiles.first { $0.iccid == H.iccidB }?.emergencyProfileAttribute == true)
+        #expect(try h.outbox().contains { $0.messageType == "ES4-HandleEmergencyProfileAttributeSetNotification" && $0.recipient == H.sp })
+        let onFallBack = h.smsr.setEmergencyProfileAttribute(
+            ES4.SetEmergencyProfileAttributeRequest(functionCallIdentifier: "em2", eid: h.eid(0), iccid: H.iccidA), context: RequestContext(caller: H.mno))
+        #expect(onFallBack.functionExecutionStatus.status == .failed)
+        #expect(h.fleet.card(at: 0).isdp(H.b)?.emergency == true && h.fleet.card(at: 0).isdp(H.a)?.emergency == false)
+    }
+
     @Test("A crash after the card switched: recovery commits the one true outcome; before ES5: it rolls back; a retry returns that outcome")
     func crashRecovery() throws {
         for point in SMSRFaults.Point.allCases {

@@ -14,6 +14,7 @@ enum AuditOperation {
     static let disable: HexBinary = [0x03, 0x02]
     static let delete: HexBinary = [0x03, 0x03]
     static let setFallBack: HexBinary = [0x03, 0x04]
+    static let setEmergency: HexBinary = [0x03, 0x05]
     static let createISDP: HexBinary = [0x02, 0x01]
     static let downloadCompleted: HexBinary = [0x02, 0x03]
     static let updateConnectivity: HexBinary = [0x05, 0x03]

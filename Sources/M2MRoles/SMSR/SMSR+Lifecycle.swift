@@ -21,7 +21,7 @@ import Foundation
 
 /// A life-cycle operation as stored in its operation row (enough to finish it after a restart).
 struct LifecycleMachine: Codable {
-    enum Kind: String, Codable { case enable, disable, delete, setFallBack }
+    enum Kind: String, Codable { case enable, disable, delete, setFallBack, setEmergency }
     var kind: Kind
     var iccid: ICCID
     var aid: AID
@@ -47,6 +47,8 @@ extension SMSR {
         case "ES3.DisableProfile": MessageBytes.encode(ES3.DisableProfileResponse(processingEnd: now, functionExecutionStatus: status))
         case "ES3.DeleteISDP": MessageBytes.encode(ES3.DeleteISDPResponse(processingEnd: now, functionExecutionStatus: status))
         case "ES3.SetFallBackAttribute": MessageBytes.encode(ES3.SetFallBackAttributeResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES4.SetEmergencyProfileAttribute": MessageBytes.encode(ES4.SetEmergencyProfileAttributeResponse(processingEnd: now, functionExecutionStatus: status))
+        case "ES3.SetEmergencyProfileAttribute": MessageBytes.encode(ES3.SetEmergencyProfileAttributeResponse(processingEnd: now, functionExecutionStatus: status))
         default: []
         }
     }
@@ -57,6 +59,7 @@ extension SMSR {
         case .disable: .beforeDisableProfile
         case .delete: .beforeDeleteProfile
         case .setFallBack: .beforeSetFallBackAttribute
+        case .setEmergency: .beforeSetEmergencyProfileAttribute
         }
     }
 
@@ -115,6 +118,7 @@ extension SMSR {
         case .enable: return store(0x3A03)
         case .disable: return store(0x3A04)
         case .setFallBack: return store(0x3A05)
+        case .setEmergency: return store(0x3A06)
         case .delete: return CommandAPDU(cla: 0x80, ins: 0xE4, p1: 0x00, p2: 0x40, data: TLV(0x4F, machine.aid.bytes).encoded)
         }
     }
@@ -194,6 +198,7 @@ extension SMSR {
             case .disable: AuditOperation.disable
             case .delete: AuditOperation.delete
             case .setFallBack: AuditOperation.setFallBack
+            case .setEmergency: AuditOperation.setEmergency
             }
             try tx.appendAudit(AuditTrailRecord(eid: eid, smsrID: configuration.smsrID, operationDate: now, operationType: operationType,
                                                 requesterID: machine.caller, operationExecutionStatus: status, isdPAID: machine.aid, iccid: machine.iccid),
@@ -251,6 +256,13 @@ extension SMSR {
             }
             eis.profiles[index].fallbackAttribute = true
             events.insert(ProfileEvent(type: .fallBackAttributeSet, profile: eis.profiles[index]), at: 0)
+        case .setEmergency:
+            for i in eis.profiles.indices where eis.profiles[i].emergencyProfileAttribute && i != index {
+                eis.profiles[i].emergencyProfileAttribute = false
+                events.append(ProfileEvent(type: .emergencyProfileAttributeUnset, profile: eis.profiles[i]))
+            }
+            eis.profiles[index].emergencyProfileAttribute = true
+            events.insert(ProfileEvent(type: .emergencyProfileAttributeSet, profile: eis.profiles[index]), at: 0)
         }
         // Profiles the card no longer has (POL1 "delete when disabled"): gone from the EIS too.
         if let states = cardStates {
@@ -294,14 +306,14 @@ extension SMSR {
             case .enable: states?[machine.aid] == 0x3F
             case .disable: states.map { $0[machine.aid] != 0x3F } ?? false
             case .delete: states.map { $0[machine.aid] == nil } ?? false
-            case .setFallBack: false  // not visible in GET STATUS: sent again below
+            case .setFallBack, .setEmergency: false  // not visible in GET STATUS: sent again below
             }
             if executed {
                 var done = machine
                 done.commandAccepted = true
                 _ = try finish(done, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID, status: nil,
                                notes: notes, session: session)
-            } else if machine.kind == .setFallBack, session != nil {
+            } else if machine.kind == .setFallBack || machine.kind == .setEmergency, session != nil {
                 // The attribute is not visible in GET STATUS: send the (idempotent) command again.
                 _ = try execute(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID)
             } else {

@@ -1,7 +1,7 @@
 // The ES3 and ES4 provider protocols of the SM-SR and their wiring to the pipeline (SMSR.swift),
 // the settings functions (SMSR+Settings.swift) and the life-cycle over ES5 (SMSR+Lifecycle.swift).
-// Not here yet (docs/smsr.md, issue #6 open): ES3 CreateISDP, SendData, ProfileDownloadCompleted,
-// UpdateConnectivityParameters, SetEmergencyProfileAttribute and ES4 SetEmergencyProfileAttribute.
+// The download path of ES3 (CreateISDP, SendData, ProfileDownloadCompleted,
+// UpdateConnectivityParameters) is in SMSR+Download.swift.
 
 public import M2MCore
 public import M2MSOAP
@@ -16,6 +16,8 @@ public protocol ES4Provider: Sendable {
     func disableProfile(_ request: ES4.DisableProfileRequest, context: RequestContext) -> ES4.DisableProfileResponse
     func deleteProfile(_ request: ES4.DeleteProfileRequest, context: RequestContext) -> ES4.DeleteProfileResponse
     func setFallBackAttribute(_ request: ES4.SetFallBackAttributeRequest, context: RequestContext) -> ES4.SetFallBackAttributeResponse
+    func setEmergencyProfileAttribute(_ request: ES4.SetEmergencyProfileAttributeRequest, context: RequestContext)
+        -> ES4.SetEmergencyProfileAttributeResponse
     func getPLMA(_ request: ES4.GetPLMARequest, context: RequestContext) -> ES4.GetPLMAResponse
     func prepareSMSRChange(_ request: ES4.PrepareSMSRChangeRequest, context: RequestContext) -> ES4.PrepareSMSRChangeResponse
     func smsrChange(_ request: ES4.SMSRChangeRequest, context: RequestContext) -> ES4.SMSRChangeResponse
@@ -30,6 +32,8 @@ public protocol ES3Provider: Sendable {
     func disableProfile(_ request: ES3.DisableProfileRequest, context: RequestContext) -> ES3.DisableProfileResponse
     func deleteISDP(_ request: ES3.DeleteISDPRequest, context: RequestContext) -> ES3.DeleteISDPResponse
     func setFallBackAttribute(_ request: ES3.SetFallBackAttributeRequest, context: RequestContext) -> ES3.SetFallBackAttributeResponse
+    func setEmergencyProfileAttribute(_ request: ES3.SetEmergencyProfileAttributeRequest, context: RequestContext)
+        -> ES3.SetEmergencyProfileAttributeResponse
     func setPLMA(_ request: ES3.SetPLMARequest, context: RequestContext) -> ES3.SetPLMAResponse
     func getPLMA(_ request: ES3.GetPLMARequest, context: RequestContext) -> ES3.GetPLMAResponse
     func setONC(_ request: ES3.SetONCRequest, context: RequestContext) -> ES3.SetONCResponse
@@ -120,6 +124,16 @@ extension SMSR: ES4Provider {
         serve(request, context: context, roles: Self.es4Callers, failure: { ES4.SetFallBackAttributeResponse(functionExecutionStatus: $0) }) { call in
             try lifecycleCall(.setFallBack, interface: "ES4", name: "SetFallBackAttribute", eid: request.eid, iccid: request.iccid, call: call) {
                 ES4.SetFallBackAttributeResponse(functionExecutionStatus: $0)
+            }
+        }
+    }
+
+    public func setEmergencyProfileAttribute(_ request: ES4.SetEmergencyProfileAttributeRequest, context: RequestContext)
+        -> ES4.SetEmergencyProfileAttributeResponse
+    {
+        serve(request, context: context, roles: Self.es4Callers, failure: { ES4.SetEmergencyProfileAttributeResponse(functionExecutionStatus: $0) }) { call in
+            try lifecycleCall(.setEmergency, interface: "ES4", name: "SetEmergencyProfileAttribute", eid: request.eid, iccid: request.iccid, call: call) {
+                ES4.SetEmergencyProfileAttributeResponse(functionExecutionStatus: $0)
             }
         }
     }
@@ -218,6 +232,16 @@ extension SMSR: ES3Provider {
         serve(request, context: context, roles: [.smdp], failure: { ES3.SetFallBackAttributeResponse(functionExecutionStatus: $0) }) { call in
             try lifecycleCall(.setFallBack, interface: "ES3", name: "SetFallBackAttribute", eid: request.eid, iccid: request.iccid, call: call) {
                 ES3.SetFallBackAttributeResponse(functionExecutionStatus: $0)
+            }
+        }
+    }
+
+    public func setEmergencyProfileAttribute(_ request: ES3.SetEmergencyProfileAttributeRequest, context: RequestContext)
+        -> ES3.SetEmergencyProfileAttributeResponse
+    {
+        serve(request, context: context, roles: [.smdp], failure: { ES3.SetEmergencyProfileAttributeResponse(functionExecutionStatus: $0) }) { call in
+            try lifecycleCall(.setEmergency, interface: "ES3", name: "SetEmergencyProfileAttribute", eid: request.eid, iccid: request.iccid, call: call) {
+                ES3.SetEmergencyProfileAttributeResponse(functionExecutionStatus: $0)
             }
         }
     }
