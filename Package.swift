@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "m2mrsp",
             dependencies: [
-                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy", "M2MCrypto", "M2MWire", "M2MRoles", "M2MEmulator", "M2MTransport", "COpenSSL",
+                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy", "M2MCrypto", "M2MWire", "M2MRoles", "M2MEmulator", "M2MTransport", "M2MStorage", "COpenSSL", "CSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -8,6 +8,6 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Run a benchmark suite; each figure is printed beside a baseline measured in the same run.",
         discussion: "Build with -c release for meaningful numbers (`make bench`). Suites: soap, crypto, policy, emulator.",
-        subcommands: [SOAPBench.self, CryptoBench.self, PolicyBench.self, EmulatorBench.self]
+        subcommands: [SOAPBench.self, CryptoBench.self, PolicyBench.self, EmulatorBench.self, SMSRBench.self]
     )
 }

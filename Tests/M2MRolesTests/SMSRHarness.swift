@@ -63,7 +63,7 @@ struct SMSRHarness {
                 && card.manufacture(ISDP(aid: Self.b, lifeCycle: .disabled, iccid: Self.iccidB, profileType: Self.profileType, allocatedMemory: 20_000))
         }
         #expect(ok)
-        store = try SQLiteSMSRStore(path: directory.appendingPathComponent("smsr.sqlite").path)
+        store = try SQLiteSMSRStore(path: directory.appendingPathComponent("smsr.sqlite").path, codec: XMLDocumentCodec())
         smsr = try Self.makeSMSR(store: store, pki: pki, fleet: fleet, storageKey: storageKey, clock: clock, faults: faults)
         for party in [Party(oid: Self.eumID, role: .eum), Party(oid: Self.mno, role: .mno), Party(oid: Self.otherMNO, role: .mno),
                       Party(oid: Self.sp, role: .m2mSP), Party(oid: Self.otherSP, role: .m2mSP), Party(oid: Self.smdp, role: .smdp)] {
@@ -84,7 +84,7 @@ struct SMSRHarness {
     /// A new SM-SR process on the same database and fleet (after a crash).
     mutating func restart(faults: SMSRFaults = SMSRFaults()) throws {
         store.database.close()
-        store = try SQLiteSMSRStore(path: dbPath)
+        store = try SQLiteSMSRStore(path: dbPath, codec: XMLDocumentCodec())
         smsr = try Self.makeSMSR(store: store, pki: pki, fleet: fleet, storageKey: storageKey, clock: clock, faults: faults)
     }
 

@@ -58,6 +58,24 @@ struct SMSRTests {
         #expect(try h.stored(1) == nil)
     }
 
+    @Test("RegisterEIS in batches: parallel checks, one transaction, per-EIS answers, replays answered as the first time")
+    func registrationBatch() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        var tampered = try h.eis(card: 2)
+        tampered.eumSignedInfo.platformType = try String100(text: "tampered")
+        let requests = [
+            ES1.RegisterEISRequest(functionCallIdentifier: "b0", eis: try h.eis(card: 0)),
+            ES1.RegisterEISRequest(functionCallIdentifier: "b1", eis: try h.eis(card: 1, owner: H.otherMNO)),
+            ES1.RegisterEISRequest(functionCallIdentifier: "b2", eis: tampered),
+        ]
+        let answers = h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.eumID))
+        #expect(answers.map(\.functionExecutionStatus.codes) == ["EXECUTED_SUCCESS", "EXECUTED_SUCCESS", "8.1.2/6.1"])
+        #expect(try h.stored(0) != nil && h.stored(1) != nil && h.stored(2) == nil)
+        #expect(h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.eumID)) == answers)
+        #expect(h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.mno)).allSatisfy { $0.functionExecutionStatus.codes == "1.1/1.2" })
+    }
+
     @Test("EnableProfile by the owner: the card switches, 3A08 confirms, EIS and outbox follow; the same call again changes nothing")
     func enable() throws {
         let h = try H()
@@ -304,5 +322,24 @@ struct SMSRTests {
         #expect(OutboxDispatcher.backoff(retryClass: "best_effort", attempts: 3).dead)
         #expect(!OutboxDispatcher.backoff(retryClass: "critical", attempts: 500).dead)
         #expect(OutboxDispatcher.backoff(retryClass: "standard", attempts: 30).delay == 600)
+    }
+}
+
+@Suite("SM-SR document codec")
+struct XMLDocumentCodecTests {
+    @Test("EIS and ProfileInfo documents round-trip through their XML form; damage is an error")
+    func roundTrip() throws {
+        let codec = XMLDocumentCodec()
+        var eis = SampleMessages.eis()
+        #expect(try codec.decodeEIS(try codec.encode(eis)) == eis)
+        eis.profiles = []
+        eis.auditTrail = nil
+        #expect(try codec.decodeEIS(try codec.encode(eis)) == eis)
+        for profile in SampleMessages.eis().profiles {
+            var plain = profile
+            plain.emergencyProfileAttribute = false  // a column of its own (SGP.02 carries it at EIS level)
+            #expect(try codec.decodeProfile(try codec.encode(plain)) == plain)
+        }
+        #expect(throws: (any Error).self) { _ = try codec.decodeEIS(Array("<x/>".utf8)) }
     }
 }

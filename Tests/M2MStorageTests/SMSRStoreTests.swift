@@ -101,7 +101,7 @@ struct SMSRStoreTests {
                 let call = try tx.beginFunctionCall(caller: mno, identifier: "fc-1", function: "ES4.EnableProfile", digest: [1, 2], now: Self.now)
                 let operation = try tx.insertOperation(eid: eis.eid, kind: "enable", iccid: eis.profiles[1].iccid, functionCallID: call,
                                                        machine: [9], now: Self.now)
-                try tx.appendDecision(hook: "before_enable_profile", record: Array("{}".utf8), operationID: operation, functionCallID: call, now: Self.now)
+                try tx.appendDecision(hook: "before_enable_profile", record: Array("{}".utf8), input: [1, 2], operationID: operation, functionCallID: call, now: Self.now)
                 try tx.appendOutbox([NewOutboxItem(messageType: "ES4-HandleProfileEnabledNotification", via: "es4", recipient: sp,
                                                    recipientRole: "m2mSP", smdp: nil, body: [1], retryClass: "standard")],
                                     operationID: operation, now: Self.now)

@@ -53,7 +53,7 @@ extension SMSR {
     }
 
     func record(_ decision: DecisionRecord, call: Call?, operation: Int64?, in tx: any SMSRWriting) throws {
-        try tx.appendDecision(hook: decision.hook.rawValue, record: SMSR.encodeDecision(decision), operationID: operation,
+        try tx.appendDecision(hook: decision.hook.rawValue, record: SMSR.encodeDecision(decision), input: decision.input.encoded, operationID: operation,
                               functionCallID: call?.id, now: clock.now())
     }
 

@@ -176,13 +176,37 @@ struct Call {
 
     /// Records a decision record of the policy engine with this call.
     func record(_ decision: DecisionRecord, operation: Int64? = nil, in tx: any SMSRWriting) throws {
-        try tx.appendDecision(hook: decision.hook.rawValue, record: SMSR.encodeDecision(decision), operationID: operation, functionCallID: id, now: now)
+        try tx.appendDecision(hook: decision.hook.rawValue, record: SMSR.encodeDecision(decision), input: decision.input.encoded, operationID: operation,
+                              functionCallID: id, now: now)
     }
 }
 
 extension SMSR {
+    /// A decision record as stored: a JSON summary (what decided, the result, the input's digest)
+    /// beside the input in the engine's binary form (`DecisionRecord.input.encoded`). Foundation's
+    /// JSON of the whole record (input included) cost more than the rest of an enable.
     static func encodeDecision(_ record: DecisionRecord) -> [UInt8] {
-        (try? JSONCoding.encode(record)) ?? Array("{\"error\":\"unencodable decision\"}".utf8)
+        func quoted(_ text: String) -> String {
+            var out = "\""
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
+        }
+        var text = "{\"v\":1,\"sequence\":\(record.sequence),\"time\":\"\(record.time.text)\",\"hook\":\"\(record.hook.rawValue)\""
+        if let bundle = record.bundle { text += ",\"bundle\":" + quoted(bundle.description) }
+        if let decidedBy = record.decidedBy { text += ",\"decided_by\":" + quoted(decidedBy) }
+        if let error = record.error { text += ",\"error\":" + quoted("\(error)") }
+        text += ",\"input_digest\":\"\(record.inputDigest)\",\"duration_ns\":\(record.durationNanoseconds)"
+        let result = (try? JSONCoding.encode(record.result)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+        text += ",\"result\":" + result + "}"
+        return Array(text.utf8)
     }
 
     /// Runs one function call through the pipeline. `roles` are the caller roles the interface

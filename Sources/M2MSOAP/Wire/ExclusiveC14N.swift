@@ -25,55 +25,64 @@ public enum ExclusiveC14N {
 
     private struct Frame {
         let element: XMLElement
-        let restore: [String: String]
+        let prefix: String
+        /// The rendered namespaces before this element, when it declared any (restored at its end).
+        let restore: [String: String]?
         var next = 0
     }
 
     private static func write(_ root: XMLElement, rendered: inout [String: String], prefixFor: [String: String], into out: inout [UInt8]) {
-        // Iterative, like the reader.
+        // Iterative, like the reader. Names and text are copied as bytes from the tree; a String is
+        // made only for the prefix (the key of the namespaces in effect).
         var stack: [Frame] = []
         func open(_ element: XMLElement) {
-            let restore = rendered
             let prefix = element.prefix ?? ""
+            let namespace = element.namespace
+            let attributes = element.attributes
             var needed: [(String, String)] = []
             // The element's own prefix.
-            if rendered[prefix] != element.name.namespace, !(prefix.isEmpty && element.name.namespace.isEmpty && rendered[""] == nil) {
-                needed.append((prefix, element.name.namespace))
+            if rendered[prefix] != namespace, !(prefix.isEmpty && namespace.isEmpty && rendered[""] == nil) {
+                needed.append((prefix, namespace))
             }
             // Prefixes of qualified attributes.
-            for attribute in element.attributes where !attribute.name.namespace.isEmpty && attribute.name.namespace != Namespace.xml {
+            for attribute in attributes where !attribute.name.namespace.isEmpty && attribute.name.namespace != Namespace.xml {
                 let p = prefixFor[attribute.name.namespace] ?? "ns"
                 if rendered[p] != attribute.name.namespace, !needed.contains(where: { $0.0 == p }) {
                     needed.append((p, attribute.name.namespace))
                 }
             }
-            needed.sort { $0.0 < $1.0 }
+            let restore: [String: String]? = needed.isEmpty ? nil : rendered
             out.append(0x3C)
-            append(qname(prefix, element.name.localName), to: &out)
-            for (p, uri) in needed {
-                out.append(0x20)
-                append(p.isEmpty ? "xmlns" : "xmlns:" + p, to: &out)
-                append("=\"", to: &out)
-                escape(uri, attribute: true, into: &out)
-                out.append(0x22)
-                rendered[p] = uri
+            appendName(prefix, element, to: &out)
+            if !needed.isEmpty {
+                needed.sort { $0.0 < $1.0 }
+                for (p, uri) in needed {
+                    out.append(0x20)
+                    append(p.isEmpty ? "xmlns" : "xmlns:" + p, to: &out)
+                    append("=\"", to: &out)
+                    escape(uri, attribute: true, into: &out)
+                    out.append(0x22)
+                    rendered[p] = uri
+                }
             }
-            let attributes = element.attributes.sorted {
-                ($0.name.namespace, $0.name.localName) < ($1.name.namespace, $1.name.localName)
-            }
-            for attribute in attributes {
-                out.append(0x20)
-                let ns = attribute.name.namespace
-                let name = ns.isEmpty ? attribute.name.localName
-                    : qname(ns == Namespace.xml ? "xml" : (prefixFor[ns] ?? "ns"), attribute.name.localName)
-                append(name, to: &out)
-                append("=\"", to: &out)
-                escape(attribute.value, attribute: true, into: &out)
-                out.append(0x22)
+            if !attributes.isEmpty {
+                let sorted = attributes.sorted {
+                    ($0.name.namespace, $0.name.localName) < ($1.name.namespace, $1.name.localName)
+                }
+                for attribute in sorted {
+                    out.append(0x20)
+                    let ns = attribute.name.namespace
+                    let name = ns.isEmpty ? attribute.name.localName
+                        : qname(ns == Namespace.xml ? "xml" : (prefixFor[ns] ?? "ns"), attribute.name.localName)
+                    append(name, to: &out)
+                    append("=\"", to: &out)
+                    escape(attribute.value, attribute: true, into: &out)
+                    out.append(0x22)
+                }
             }
             out.append(0x3E)
-            if element.children.isEmpty { escape(element.text, attribute: false, into: &out) }
-            stack.append(Frame(element: element, restore: restore))
+            if element.isLeaf { element.withUnsafeText { escape($0, attribute: false, into: &out) } }
+            stack.append(Frame(element: element, prefix: prefix, restore: restore))
         }
 
         open(root)
@@ -84,12 +93,46 @@ public enum ExclusiveC14N {
                 stack.append(frame)
                 open(child)
             } else {
-                append("</", to: &out)
-                append(qname(frame.element.prefix ?? "", frame.element.name.localName), to: &out)
+                out.append(0x3C)
+                out.append(0x2F)
+                appendName(frame.prefix, frame.element, to: &out)
                 out.append(0x3E)
-                rendered = frame.restore
+                if let restore = frame.restore { rendered = restore }
             }
         }
+    }
+
+    /// prefix:local (or local) of an element, the local name copied as bytes.
+    private static func appendName(_ prefix: String, _ element: XMLElement, to out: inout [UInt8]) {
+        if !prefix.isEmpty {
+            out.append(contentsOf: prefix.utf8)
+            out.append(0x3A)
+        }
+        element.withUnsafeLocalName { out.append(contentsOf: $0) }
+    }
+
+    private static func escape(_ bytes: UnsafeBufferPointer<UInt8>, attribute: Bool, into out: inout [UInt8]) {
+        // Runs of bytes that need no escape are copied at once.
+        var start = 0
+        for (index, byte) in bytes.enumerated() {
+            let replacement: String?
+            switch byte {
+            case 0x26: replacement = "&amp;"
+            case 0x3C: replacement = "&lt;"
+            case 0x3E where !attribute: replacement = "&gt;"
+            case 0x22 where attribute: replacement = "&quot;"
+            case 0x09 where attribute: replacement = "&#x9;"
+            case 0x0A where attribute: replacement = "&#xA;"
+            case 0x0D: replacement = "&#xD;"
+            default: replacement = nil
+            }
+            if let replacement {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                append(replacement, to: &out)
+                start = index + 1
+            }
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<bytes.count]))
     }
 
     private static func qname(_ prefix: String, _ local: String) -> String { prefix.isEmpty ? local : prefix + ":" + local }

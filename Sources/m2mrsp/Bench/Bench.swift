@@ -13,6 +13,8 @@ struct BenchFigure: Codable {
     let ratio: Double
     let target: Double
     let meets: Bool
+    /// A target on the value itself (e.g. "≥ 10000 EIS/s", "≤ 2 ms"), printed instead of the ratio target.
+    var absoluteTarget: String? = nil
 }
 
 struct BenchReport: Codable {
@@ -57,7 +59,15 @@ enum Bench {
         }
         Swift.print("bench \(report.suite)")
         for f in report.figures {
-            let line = "  \(f.name): \(format(f.value)) \(f.unit)  baseline \(format(f.baseline)) \(f.unit)  ratio \(String(format: "%.2f", f.ratio))× (target ≥ \(String(format: "%.2f", f.target))×) \(f.meets ? "meets" : "MISSES")"
+            let target: String
+            if let absolute = f.absoluteTarget {
+                target = "(target \(absolute)) \(f.meets ? "meets" : "MISSES")"
+            } else if f.target > 0 {
+                target = "(target ≥ \(String(format: "%.2f", f.target))×) \(f.meets ? "meets" : "MISSES")"
+            } else {
+                target = "(no target)"
+            }
+            let line = "  \(f.name): \(format(f.value)) \(f.unit)  baseline \(format(f.baseline)) \(f.unit)  ratio \(String(format: "%.2f", f.ratio))× \(target)"
             Swift.print(line)
         }
     }
