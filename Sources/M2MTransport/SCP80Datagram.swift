@@ -78,3 +78,81 @@ public enum SCP80Datagram {
         return packets
     }
 }
+
+// MARK: - The client side
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An `EUICCTransport` to cards served by another process over the loopback UDP framing above
+/// (`m2mrsp emulate --serve-scp80`): SMS and MO polls only (scripts need SCP81).
+public final class SCP80DatagramTransport: EUICCTransport, @unchecked Sendable {
+    let socket: Int32
+    var address: sockaddr_in
+    let lock = NSLockLike()
+
+    /// `host` is an IPv4 address or "localhost"; `timeout` seconds per answer.
+    public init(host: String, port: UInt16, timeout: Double = 2) throws(TransportError) {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
+            throw TransportError(.unreachable, "'\(host)' is not an IPv4 address")
+        }
+        let descriptor = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TransportError(.unreachable, "cannot open a UDP socket") }
+        var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        self.socket = descriptor
+        self.address = address
+    }
+
+    deinit { Glibc.close(socket) }
+
+    func exchange(_ request: [UInt8]) throws(TransportError) -> [UInt8] {
+        lock.lock()
+        defer { lock.unlock() }
+        let sent = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, request, request.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard sent == request.count else { throw TransportError(.unreachable, "cannot send to the SCP80 endpoint") }
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let received = recv(socket, &buffer, buffer.count, 0)
+        guard received > 0 else { throw TransportError(.unreachable, "no answer from the SCP80 endpoint") }
+        return Array(buffer[0..<received])
+    }
+
+    public func deliverSMS(_ userData: [UInt8], to eid: EID) throws(TransportError) -> [UInt8]? {
+        let answer = try exchange(SCP80Datagram.smsRequest(eid: eid, userData: userData))
+        guard answer.count >= 2, answer[0] == 0x81 else { throw TransportError(.unreachable, "the endpoint answered \(Hex.encode(answer.prefix(4)))") }
+        switch answer[1] {
+        case SCP80Datagram.porFollows: return Array(answer.dropFirst(2))
+        case SCP80Datagram.noPoR: return nil
+        case SCP80Datagram.unknownCard: throw TransportError(.unknownCard, "no card \(eid.text) behind the endpoint")
+        default: throw TransportError(.notAPacket, "the card took no packet")
+        }
+    }
+
+    public func moMessages(from eid: EID) throws(TransportError) -> [[UInt8]] {
+        let answer = try exchange(SCP80Datagram.pollRequest(eid: eid))
+        if answer.count >= 2, answer[0] == 0x82, answer[1] == SCP80Datagram.unknownCard {
+            throw TransportError(.unknownCard, "no card \(eid.text) behind the endpoint")
+        }
+        guard let packets = SCP80Datagram.moPackets(in: answer) else { throw TransportError(.unreachable, "malformed MO poll answer") }
+        return packets
+    }
+
+    public func runScript(_ script: [UInt8], target: ScriptTarget, on eid: EID) throws(TransportError) -> [UInt8] {
+        throw TransportError(.unreachable, "the UDP endpoint carries SMS only: scripts go over SCP81")
+    }
+}
+
+/// A plain lock for the client socket (one exchange at a time).
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func lock() { pthread_mutex_lock(&mutex) }
+    func unlock() { pthread_mutex_unlock(&mutex) }
+}

@@ -66,6 +66,12 @@ struct EmulateCommand: ParsableCommand {
     @Option(help: "The SM-SR OID written in the EIS.")
     var smsr: String = "1.3.6.1.4.1.99999.2.1"
 
+    @Option(help: "Install this many test Profiles on every new card (the first enabled, with the Fall-Back Attribute; ICCIDs 8944 ‖ card index ‖ Profile number).")
+    var profiles: Int = 0
+
+    @Option(help: "With --eis: the Operator that owns the cards' Profiles (lists them in the EIS).")
+    var mno: String?
+
     @Option(name: .customLong("serve-scp80"), help: "Serve SCP80 on loopback UDP, HOST:PORT (e.g. 127.0.0.1:8880).")
     var serveSCP80: String?
 
@@ -90,6 +96,7 @@ struct EmulateCommand: ParsableCommand {
     func validate() throws {
         guard cards >= 0, cards <= Int(UInt32.max) else { throw ValidationError("--cards is 0 to 4294967295") }
         guard ["json", "summary"].contains(format) else { throw ValidationError("--format is json or summary") }
+        guard (0...16).contains(profiles) else { throw ValidationError("--profiles is 0 to 16") }
     }
 
     func run() throws {
@@ -127,6 +134,7 @@ struct EmulateCommand: ParsableCommand {
             fleet = try Fleet(seed: seedBytes, count: cards, curve: curve, ciPublicKey: pkiMaterial.ci.publicKey,
                               eum: EUMIssuer(key: pkiMaterial.eumKey), progress: bar.update)
             bar.finish()
+            if profiles > 0 { try Self.installTestProfiles(profiles, on: fleet) }
             eumMaterial = pkiMaterial
         }
         FileHandle.standardError.write(Data("\(fleet.count) emulated eUICCs on \(fleet.curve), seed fingerprint \(Hex.encode(Fleet.seedFingerprint(seedBytes).prefix(8)))\n".utf8))
@@ -147,6 +155,21 @@ struct EmulateCommand: ParsableCommand {
         if let serveSCP80 {
             try serve(fleet, on: serveSCP80)
             if let save { try saveFleet(fleet, to: save) }
+        }
+    }
+
+    /// Card i, Profile k: ISD-P A0000005591010FFFFFFFF89 00 00(10+k) 00, ICCID 8944 ‖ i (12 digits) ‖ k
+    /// (2 digits) ‖ Luhn, Profile Type M2M-TEST, 16 000 bytes; Profile 0 enabled with the Fall-Back
+    /// Attribute, the others disabled.
+    static func installTestProfiles(_ count: Int, on fleet: Fleet) throws {
+        for index in 0..<fleet.count {
+            for k in 0..<count {
+                let aid = try AID(bytes: [0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, UInt8(0x10 + k), 0x00])
+                let digits = String(index)
+                let iccid = try ICCID(withoutCheckDigit: "8944" + String(repeating: "0", count: 12 - min(12, digits.count)) + digits.suffix(12) + (k < 10 ? "0" : "") + String(k))
+                let isdp = ISDP(aid: aid, lifeCycle: k == 0 ? .enabled : .disabled, iccid: iccid, profileType: "M2M-TEST", fallBack: k == 0, allocatedMemory: 16_000)
+                guard fleet.withCard(at: index, { $0.manufacture(isdp) }) else { throw EmulateFailure("card \(index) has no room for \(count) Profiles") }
+            }
         }
     }
 
@@ -225,7 +248,7 @@ struct EmulateCommand: ParsableCommand {
         let smsrID = try OID(text: smsr)
         let info = try fleet.eumSignedInfo(at: index, productionDate: SystemClock().now())
         let signature = try EISSignature.sign(info, with: material.eumKey, keyName: "EUM-TEST-KEY")
-        let eis = try fleet.eis(at: index, signedInfo: info, signature: signature, smsrID: smsrID)
+        let eis = try fleet.eis(at: index, signedInfo: info, signature: signature, smsrID: smsrID, mnoID: try mno.map { try OID(text: $0) })
         // What an SM-SR checks at registration, before we show it.
         let ecasdKey = try EISSignature.verifyRegistration(eis, eum: material.eum, ci: material.ci)
         if format == "json" {

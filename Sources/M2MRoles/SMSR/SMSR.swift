@@ -22,6 +22,9 @@ public import M2MTransport
 import M2MWire
 import M2MXML
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What an SM-SR is configured with.
 public struct SMSRConfiguration: Sendable {
@@ -71,7 +74,14 @@ public struct SMSRFaults: Sendable {
     }
 
     public var crashAt: Point?
-    public init(crashAt: Point? = nil) { self.crashAt = crashAt }
+    /// Kill the process (SIGKILL) at the point instead of throwing: `m2mrsp smsr … --crash-at`
+    /// and scripts/crash-test.sh kill a real SM-SR process mid-operation.
+    public var killProcess = false
+
+    public init(crashAt: Point? = nil, killProcess: Bool = false) {
+        self.crashAt = crashAt
+        self.killProcess = killProcess
+    }
 }
 
 /// The simulated crash `SMSRFaults` throws.
@@ -128,7 +138,9 @@ public final class SMSR: Sendable {
     }
 
     func crash(at point: SMSRFaults.Point) throws(SimulatedCrash) {
-        if faults.crashAt == point { throw SimulatedCrash(point: point) }
+        guard faults.crashAt == point else { return }
+        if faults.killProcess { kill(getpid(), SIGKILL) }
+        throw SimulatedCrash(point: point)
     }
 }
 
