@@ -18,8 +18,16 @@ import Testing
 /// A clock tests move by hand.
 final class TestClock: Clock {
     let value: Mutex<Timestamp>
+    /// Seconds every reading moves the clock on (0: it moves only by `advance`).
+    let step = Atomic<Int64>(0)
     init(_ start: Timestamp) { value = Mutex(start) }
-    func now() -> Timestamp { value.withLock { $0 } }
+    func now() -> Timestamp {
+        let step = step.load(ordering: .relaxed)
+        return value.withLock { now in
+            defer { now = Timestamp(seconds: now.seconds + step, nanoseconds: now.nanoseconds) }
+            return now
+        }
+    }
     func advance(_ seconds: Int64) { value.withLock { $0 = Timestamp(seconds: $0.seconds + seconds) } }
 }
 

@@ -12,6 +12,7 @@ import M2MSOAP
 import M2MStorage
 import M2MTestKit
 import M2MWire
+import Synchronization
 import Testing
 
 @Suite("SM-SR", .serialized)
@@ -206,6 +207,27 @@ struct SMSRTests {
             ES4.SetEmergencyProfileAttributeRequest(functionCallIdentifier: "em2", eid: h.eid(0), iccid: H.iccidA), context: RequestContext(caller: H.mno))
         #expect(onFallBack.functionExecutionStatus.status == .failed)
         #expect(h.fleet.card(at: 0).isdp(H.b)?.emergency == true && h.fleet.card(at: 0).isdp(H.a)?.emergency == false)
+    }
+
+    @Test("ValidityPeriod: past it, nothing is sent and the answer is EXPIRED 1.6/4.10; a longer one than allowed is cut and echoed")
+    func validityPeriod() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 0)
+        // Every reading of the clock moves it 10 s on: a 5-second ValidityPeriod ends before ES5.
+        h.clock.step.store(10, ordering: .relaxed)
+        let expired = h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "v-1", validityPeriod: 5, eid: h.eid(0), iccid: H.iccidB),
+                                           context: RequestContext(caller: H.mno))
+        h.clock.step.store(0, ordering: .relaxed)
+        #expect(expired.functionExecutionStatus.status == .expired)
+        #expect(expired.functionExecutionStatus.codes == "1.6/4.10")
+        #expect(h.fleet.card(at: 0).isdp(H.a)?.lifeCycle == .enabled, "nothing was sent")
+        #expect(try h.store.read { try $0.activeOperations() }.isEmpty)
+        // A ValidityPeriod above the maximum is honoured up to the maximum and said so.
+        let long = h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "v-2", validityPeriod: 30 * 24 * 3600, eid: h.eid(0), iccid: H.iccidB),
+                                        context: RequestContext(caller: H.mno))
+        #expect(long.functionExecutionStatus == .success)
+        #expect(long.acceptableValidityPeriod == h.smsr.configuration.maximumValidityPeriod)
     }
 
     @Test("A crash after the card switched: recovery commits the one true outcome; before ES5: it rolls back; a retry returns that outcome")

@@ -31,25 +31,35 @@ struct LifecycleMachine: Codable {
     /// Who the notifications say caused the change (nil: the platform).
     var requester: OID?
     var autoDelete: [ICCID]
+    /// The request's deadline (ValidityPeriod): past it, the command is not sent (EXPIRED).
+    var deadline: Timestamp? = nil
+    /// The ValidityPeriod honoured when the one asked for was cut (echoed in the response).
+    var acceptableValidityPeriod: Int? = nil
     /// Set once the card answered the command.
     var commandAccepted = false
 }
 
 extension SMSR {
     /// The response a life-cycle function returns, by its function name.
-    static func lifecycleResponse(_ function: String, status: FunctionExecutionStatus, at now: Timestamp) -> [UInt8] {
+    static func lifecycleResponse(_ function: String, status: FunctionExecutionStatus, at now: Timestamp, acceptable: Int? = nil) -> [UInt8] {
+        func encoded<R: SGP02Response>(_ response: R) -> [UInt8] {
+            var response = response
+            response.processingEnd = now
+            response.acceptableValidityPeriod = acceptable
+            return MessageBytes.encode(response)
+        }
         switch function {
-        case "ES4.EnableProfile": MessageBytes.encode(ES4.EnableProfileResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES4.DisableProfile": MessageBytes.encode(ES4.DisableProfileResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES4.DeleteProfile": MessageBytes.encode(ES4.DeleteProfileResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES4.SetFallBackAttribute": MessageBytes.encode(ES4.SetFallBackAttributeResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES3.EnableProfile": MessageBytes.encode(ES3.EnableProfileResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES3.DisableProfile": MessageBytes.encode(ES3.DisableProfileResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES3.DeleteISDP": MessageBytes.encode(ES3.DeleteISDPResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES3.SetFallBackAttribute": MessageBytes.encode(ES3.SetFallBackAttributeResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES4.SetEmergencyProfileAttribute": MessageBytes.encode(ES4.SetEmergencyProfileAttributeResponse(processingEnd: now, functionExecutionStatus: status))
-        case "ES3.SetEmergencyProfileAttribute": MessageBytes.encode(ES3.SetEmergencyProfileAttributeResponse(processingEnd: now, functionExecutionStatus: status))
-        default: []
+        case "ES4.EnableProfile": return encoded(ES4.EnableProfileResponse(functionExecutionStatus: status))
+        case "ES4.DisableProfile": return encoded(ES4.DisableProfileResponse(functionExecutionStatus: status))
+        case "ES4.DeleteProfile": return encoded(ES4.DeleteProfileResponse(functionExecutionStatus: status))
+        case "ES4.SetFallBackAttribute": return encoded(ES4.SetFallBackAttributeResponse(functionExecutionStatus: status))
+        case "ES4.SetEmergencyProfileAttribute": return encoded(ES4.SetEmergencyProfileAttributeResponse(functionExecutionStatus: status))
+        case "ES3.EnableProfile": return encoded(ES3.EnableProfileResponse(functionExecutionStatus: status))
+        case "ES3.DisableProfile": return encoded(ES3.DisableProfileResponse(functionExecutionStatus: status))
+        case "ES3.DeleteISDP": return encoded(ES3.DeleteISDPResponse(functionExecutionStatus: status))
+        case "ES3.SetFallBackAttribute": return encoded(ES3.SetFallBackAttributeResponse(functionExecutionStatus: status))
+        case "ES3.SetEmergencyProfileAttribute": return encoded(ES3.SetEmergencyProfileAttributeResponse(functionExecutionStatus: status))
+        default: return []
         }
     }
 
@@ -92,7 +102,8 @@ extension SMSR {
         }
         let machine = LifecycleMachine(
             kind: kind, iccid: iccid, aid: profile.isdPAID, function: call.function, caller: caller.oid,
-            requester: caller.role == .smdp ? profile.mnoID : caller.oid, autoDelete: outcome.autoDelete)
+            requester: caller.role == .smdp ? profile.mnoID : caller.oid, autoDelete: outcome.autoDelete, deadline: call.deadline,
+            acceptableValidityPeriod: call.acceptableValidityPeriod)
         let operationID: Int64
         do {
             operationID = try store.write { tx throws -> Int64 in
@@ -126,6 +137,13 @@ extension SMSR {
     /// ES5 and the final commit of one operation; returns the outcome committed.
     func execute(_ machine: LifecycleMachine, eid: EID, operationID: Int64, functionCallID: Int64?) throws -> FunctionExecutionStatus {
         try crash(at: .beforeES5)
+        if let deadline = machine.deadline, clock.now() > deadline {
+            let expired = FunctionExecutionStatus(
+                status: .expired,
+                statusCodeData: .init(subject: .function, reason: .timeToLiveExpired, subjectIdentifier: machine.iccid.text,
+                                      message: "the ValidityPeriod ended before the command could be sent; nothing was done"))
+            return try finish(machine, eid: eid, operationID: operationID, functionCallID: functionCallID, status: expired, notes: [], session: nil)
+        }
         var session: CardSession?
         var failure: FunctionExecutionStatus?
         var response = ResponseAPDU(sw: .success)
@@ -186,6 +204,7 @@ extension SMSR {
             }
         }
         let succeeded = status.status == .executedSuccess || status.status == .executedWithWarning
+        // (An EXPIRED operation is not "failed" on the card: nothing was sent.)
         let events: [ProfileEvent] = try store.write { tx throws -> [ProfileEvent] in
             guard var stored = try tx.eis(eid) else { return [] }
             var events: [ProfileEvent] = []
@@ -213,7 +232,9 @@ extension SMSR {
             }
             try tx.updateOperation(operationID, state: succeeded ? .completed : .failed, machine: try JSONCoding.encode(machine), now: now)
             if let functionCallID {
-                try tx.completeFunctionCall(functionCallID, response: Self.lifecycleResponse(machine.function, status: status, at: now), now: now)
+                try tx.completeFunctionCall(
+                    functionCallID, response: Self.lifecycleResponse(machine.function, status: status, at: now, acceptable: machine.acceptableValidityPeriod),
+                    now: now)
             }
             return events
         }
@@ -317,9 +338,14 @@ extension SMSR {
                 // The attribute is not visible in GET STATUS: send the (idempotent) command again.
                 _ = try execute(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID)
             } else {
-                let status = FunctionExecutionStatus.failed(
-                    .functionProvider, .executionError, identifier: machine.iccid.text,
-                    message: "interrupted by an SM-SR restart before the card carried it out; nothing changed")
+                let expired = machine.deadline.map { clock.now() > $0 } ?? false
+                let status = expired
+                    ? FunctionExecutionStatus(status: .expired, statusCodeData: .init(
+                        subject: .function, reason: .timeToLiveExpired, subjectIdentifier: machine.iccid.text,
+                        message: "interrupted by an SM-SR restart; the ValidityPeriod ended; nothing changed"))
+                    : FunctionExecutionStatus.failed(
+                        .functionProvider, .executionError, identifier: machine.iccid.text,
+                        message: "interrupted by an SM-SR restart before the card carried it out; nothing changed")
                 _ = try finish(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID, status: status,
                                notes: notes, session: session)
             }

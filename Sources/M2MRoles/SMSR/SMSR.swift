@@ -174,12 +174,17 @@ struct Call {
     let function: String
     let now: Timestamp
     var functionCallIdentifier = ""
+    /// When the request stops being valid (reception + ValidityPeriod, cut to the maximum).
+    var deadline: Timestamp? = nil
+    /// Set when the ValidityPeriod asked for was cut: echoed as AcceptableValidityPeriod.
+    var acceptableValidityPeriod: Int? = nil
 
     /// Commits `body`'s writes and the response in one transaction; the response is returned.
     func commit<Response: SGP02Response>(_ body: (any SMSRWriting) throws -> Response) throws -> Response {
         try smsr.store.write { tx in
             var response = try body(tx)
             response.processingStart = response.processingStart ?? now
+            response.acceptableValidityPeriod = response.acceptableValidityPeriod ?? acceptableValidityPeriod
             response.processingEnd = response.processingEnd ?? smsr.clock.now()
             try tx.completeFunctionCall(id, response: MessageBytes.encode(response), now: smsr.clock.now())
             return response
@@ -232,6 +237,9 @@ extension SMSR {
         let function = "\(Request.descriptor.function)"
         func refused(_ status: FunctionExecutionStatus) -> Request.Response {
             var response = makeFailure(status)
+            if let period = request.validityPeriod, period > configuration.maximumValidityPeriod {
+                response.acceptableValidityPeriod = configuration.maximumValidityPeriod
+            }
             response.processingStart = now
             response.processingEnd = clock.now()
             return response
@@ -277,7 +285,12 @@ extension SMSR {
         } catch {
             return refused(Refusal.storage(error).status)
         }
-        let call = Call(smsr: self, id: callID, caller: party, function: function, now: now, functionCallIdentifier: request.functionCallIdentifier)
+        var call = Call(smsr: self, id: callID, caller: party, function: function, now: now, functionCallIdentifier: request.functionCallIdentifier)
+        if let period = request.validityPeriod {
+            let honoured = min(period, configuration.maximumValidityPeriod)
+            call.deadline = Timestamp(seconds: now.seconds + Int64(honoured), nanoseconds: now.nanoseconds)
+            if honoured < period { call.acceptableValidityPeriod = honoured }
+        }
         // 3–4. The function.
         do {
             return try body(call)
