@@ -209,6 +209,27 @@ struct SMSRTests {
         #expect(h.fleet.card(at: 0).isdp(H.b)?.emergency == true && h.fleet.card(at: 0).isdp(H.a)?.emergency == false)
     }
 
+    @Test("POL2 Auto-Delete: a Profile whose POL2 says DISABLE → Auto-Delete is deleted by the platform once another is enabled")
+    func autoDelete() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 0)
+        let eid = h.eid(0)
+        try h.grantPLMA(functions: [], notifications: [.profileDeleted])
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e1", eid: eid, iccid: H.iccidB), context: RequestContext(caller: H.mno))
+            .functionExecutionStatus == .success)
+        let rules = POL2(rules: [.init(action: .disable, qualification: .autoDelete)])
+        #expect(h.smsr.updatePolicyRules(ES4.UpdatePolicyRulesRequest(functionCallIdentifier: "p", eid: eid, iccid: H.iccidB, pol2: rules),
+                                         context: RequestContext(caller: H.mno)).functionExecutionStatus == .success)
+        // Enabling A disables B, whose POL2 then has it deleted: on the card and in the EIS.
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e2", eid: eid, iccid: H.iccidA), context: RequestContext(caller: H.mno))
+            .functionExecutionStatus == .success)
+        #expect(h.fleet.card(at: 0).isdp(H.b) == nil)
+        #expect(try h.stored(0)?.profiles.map(\.iccid) == [H.iccidA])
+        // Nobody asked for the deletion: the M2M SP with the PLMA is told.
+        #expect(try h.outbox().contains { $0.messageType == "ES4-HandleProfileDeletedNotification" && $0.recipient == H.sp })
+    }
+
     @Test("ValidityPeriod: past it, nothing is sent and the answer is EXPIRED 1.6/4.10; a longer one than allowed is cut and echoed")
     func validityPeriod() throws {
         let h = try H()
