@@ -167,6 +167,22 @@ public protocol SMSRReading {
     func cardNotificationSeen(_ eid: EID, sequence: Int) throws(StorageError) -> Bool
     /// Whether the SM-DP holds at least one Profile of the Operator (it acts for that Operator).
     func smdpServes(_ smdp: OID, mno: OID) throws(StorageError) -> Bool
+    /// The download holding the eUICC, if any (expired or not: the caller compares `until`).
+    func downloadLease(_ eid: EID) throws(StorageError) -> DownloadLease?
+}
+
+/// A download in progress on an eUICC.
+public struct DownloadLease: Sendable, Hashable {
+    public var smdp: OID
+    public var iccid: ICCID
+    /// Seconds since the epoch.
+    public var until: Int64
+
+    public init(smdp: OID, iccid: ICCID, until: Int64) {
+        self.smdp = smdp
+        self.iccid = iccid
+        self.until = until
+    }
 }
 
 public protocol SMSRWriting: SMSRReading {
@@ -191,6 +207,8 @@ public protocol SMSRWriting: SMSRReading {
     /// A policy decision: `record` the summary (JSON), `input` the policy input in the engine's binary form.
     func appendDecision(hook: String, record: [UInt8], input: [UInt8]?, operationID: Int64?, functionCallID: Int64?, now: Timestamp) throws(StorageError)
     func recordCardNotification(_ eid: EID, sequence: Int, type: Int, aid: [UInt8], now: Timestamp) throws(StorageError)
+    /// Takes or renews the eUICC's download lease; nil releases it.
+    func setDownloadLease(_ eid: EID, _ lease: DownloadLease?) throws(StorageError)
 }
 
 /// The SM-SR's store: reads on a snapshot, writes in one transaction each.
@@ -250,7 +268,13 @@ public enum SMSRSchema {
             CREATE INDEX decision_by_call ON decision(function_call_id);
             CREATE TABLE card_notification(eis_id INTEGER NOT NULL REFERENCES eis(id) ON DELETE CASCADE, sequence INTEGER NOT NULL,
               type INTEGER NOT NULL, aid BLOB NOT NULL, received_at TEXT NOT NULL, PRIMARY KEY(eis_id, sequence)) STRICT;
-            """)
+            """),
+        // A download in progress holds its eUICC (CreateISDP … ProfileDownloadCompleted), renewed by
+        // each SendData, released at the end or when it expires.
+        Migration(version: 2, name: "download-lease", sql: """
+            CREATE TABLE download_lease(eis_id INTEGER PRIMARY KEY REFERENCES eis(id) ON DELETE CASCADE, smdp TEXT NOT NULL,
+              iccid TEXT NOT NULL, until INTEGER NOT NULL) STRICT;
+            """),
     ]
 }
 
@@ -461,6 +485,30 @@ struct SQLiteSMSRTransaction: SMSRWriting {
 
     func smdpServes(_ smdp: OID, mno: OID) throws(StorageError) -> Bool {
         try connection.row("SELECT 1 FROM profile WHERE smdp_id = ?1 AND mno_id = ?2 LIMIT 1", [.text(smdp.text), .text(mno.text)]) != nil
+    }
+
+    func downloadLease(_ eid: EID) throws(StorageError) -> DownloadLease? {
+        guard let row = try connection.row(
+            "SELECT download_lease.smdp, download_lease.iccid, download_lease.until FROM download_lease JOIN eis ON eis.id = download_lease.eis_id WHERE eis.eid = ?1",
+            [.text(eid.text)])
+        else { return nil }
+        guard let smdp = row[0].string.flatMap({ try? OID(text: $0) }), let iccid = row[1].string.flatMap({ try? ICCID(text: $0) }),
+            case .integer(let until) = row[2]
+        else { throw StorageError(.corrupt, "download lease row") }
+        return DownloadLease(smdp: smdp, iccid: iccid, until: until)
+    }
+
+    func setDownloadLease(_ eid: EID, _ lease: DownloadLease?) throws(StorageError) {
+        let id = try requireEISID(eid)
+        guard let lease else {
+            try connection.run("DELETE FROM download_lease WHERE eis_id = ?1", [.integer(id)])
+            return
+        }
+        try connection.run(
+            """
+            INSERT INTO download_lease(eis_id, smdp, iccid, until) VALUES (?1, ?2, ?3, ?4)
+            ON CONFLICT(eis_id) DO UPDATE SET smdp = excluded.smdp, iccid = excluded.iccid, until = excluded.until
+            """, [.integer(id), .text(lease.smdp.text), .text(lease.iccid.text), .integer(lease.until)])
     }
 
     // MARK: Writing

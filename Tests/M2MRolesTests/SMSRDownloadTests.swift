@@ -47,6 +47,13 @@ struct SMSRDownloadTests {
                                         context: smdp)
         try #require(created.functionExecutionStatus == .success, "\(created.functionExecutionStatus)")
         let aid = created.isdPAID
+        // The download holds the eUICC: a life-cycle change or a second download waits (8.1/4.4).
+        if let other = try h.stored(card)?.profiles.first(where: { $0.state != .created }) {
+            #expect(h.smsr.disableProfile(ES4.DisableProfileRequest(functionCallIdentifier: next(), eid: eid, iccid: other.iccid), context: RequestContext(caller: H.mno))
+                .functionExecutionStatus.codes == "8.1/4.4")
+        }
+        #expect(h.smsr.createISDP(ES3.CreateISDPRequest(functionCallIdentifier: next(), eid: eid, iccid: try ICCID(withoutCheckDigit: "894450000000009999"),
+                                                        mnoID: H.mno, requiredMemory: 1_000), context: smdp).functionExecutionStatus.codes == "8.1/4.4")
 
         func send(_ items: [TLV]) throws -> [TLV] {
             let response = h.smsr.sendData(ES3.SendDataRequest(functionCallIdentifier: next(), eid: eid, sdAID: aid, data: HexBinary(items.flatMap(\.encoded))),
@@ -118,6 +125,29 @@ struct SMSRDownloadTests {
         // Data that is no script at all.
         #expect(h.smsr.sendData(ES3.SendDataRequest(functionCallIdentifier: "r5", eid: h.eid(1), sdAID: aid, data: [0xFF]), context: smdp)
             .functionExecutionStatus.codes == "8.4/2.1")
+    }
+
+    @Test("The download lease: CreateISDP holds the eUICC for life-cycle changes until the download ends, is cleaned up or expires")
+    func lease() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 0)
+        let eid = h.eid(0)
+        let smdp = RequestContext(caller: H.smdp)
+        let mno = RequestContext(caller: H.mno)
+        let created = h.smsr.createISDP(ES3.CreateISDPRequest(functionCallIdentifier: "c1", eid: eid, iccid: H.iccidC, mnoID: H.mno, requiredMemory: 1_000), context: smdp)
+        #expect(created.functionExecutionStatus == .success)
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e1", eid: eid, iccid: H.iccidB), context: mno).functionExecutionStatus.codes == "8.1/4.4")
+        // The SM-DP's clean-up of its own ISD-P passes, and releases the eUICC.
+        #expect(h.smsr.deleteISDP(ES3.DeleteISDPRequest(functionCallIdentifier: "d1", eid: eid, iccid: H.iccidC), context: smdp).functionExecutionStatus == .success)
+        #expect(h.fleet.card(at: 0).isdp(created.isdPAID) == nil)
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e2", eid: eid, iccid: H.iccidB), context: mno).functionExecutionStatus == .success)
+        // An abandoned download holds the eUICC only until its lease expires.
+        #expect(h.smsr.createISDP(ES3.CreateISDPRequest(functionCallIdentifier: "c2", eid: eid, iccid: H.iccidC, mnoID: H.mno, requiredMemory: 1_000), context: smdp)
+            .functionExecutionStatus == .success)
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e3", eid: eid, iccid: H.iccidA), context: mno).functionExecutionStatus.codes == "8.1/4.4")
+        h.clock.advance(Int64(h.smsr.configuration.downloadLeaseSeconds) + 1)
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e4", eid: eid, iccid: H.iccidA), context: mno).functionExecutionStatus == .success)
     }
 
     @Test("TS.48 download over SCP81: push over SCP80, PSK-TLS admin session per script, 204")

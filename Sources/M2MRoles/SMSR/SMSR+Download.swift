@@ -47,6 +47,11 @@ extension SMSR {
             throw Refusal(.euicc, .insufficientMemory, "\(request.requiredMemory) bytes asked, \(stored.eis.remainingMemory) free", identifier: request.eid.text)
         }
         guard let aid = Self.allocateAID(in: stored.eis) else { throw Refusal(.euicc, .insufficientMemory, "no ISD-P AID left") }
+        let busy = try store.read { tx throws -> Bool in
+            if try tx.activeOperation(request.eid) != nil { return true }
+            return try liveLease(request.eid, in: tx).map { $0.iccid != request.iccid } ?? false
+        }
+        if busy { throw Refusal(.euicc, .pendingOperation, "another operation or download is in progress on this eUICC", identifier: request.eid.text) }
         let profile = ProfileInfo(iccid: request.iccid, isdPAID: aid, mnoID: request.mnoID, state: .created, smdpID: call.caller.oid,
                                   allocatedMemory: request.requiredMemory)
         // POL2 before a download (the Operator's bundle may restrict Profile Types, memory …).
@@ -85,6 +90,7 @@ extension SMSR {
             current.eis.profiles.append(profile)
             current.eis.remainingMemory -= request.requiredMemory
             try tx.updateEIS(current.eis, now: call.now)
+            try tx.setDownloadLease(request.eid, newLease(smdp: call.caller.oid, iccid: request.iccid))
             try tx.appendAudit(AuditTrailRecord(eid: request.eid, smsrID: configuration.smsrID, operationDate: call.now, operationType: AuditOperation.createISDP,
                                                 requesterID: call.caller.oid, operationExecutionStatus: .success, isdPAID: aid, iccid: request.iccid),
                                now: call.now)
@@ -169,10 +175,17 @@ extension SMSR {
     func sendData(_ request: ES3.SendDataRequest, call: Call) throws -> ES3.SendDataResponse {
         let stored = try requireEIS(request.eid)
         let profile = try requireSMDPProfile(aid: request.sdAID, in: stored.eis, caller: call.caller)
+        if let lease = try store.read({ try liveLease(request.eid, in: $0) }), lease.iccid != profile.iccid {
+            throw Refusal(.euicc, .pendingOperation, "another Profile download is in progress on this eUICC", identifier: request.eid.text)
+        }
         let (script, target) = try Self.sendDataScript(request.data.bytes, aid: profile.isdPAID)
         let response = try runScript(script, target: target, eid: request.eid)
         let status = Self.scriptStatus(response, aid: profile.isdPAID)
-        return try call.commit { _ in ES3.SendDataResponse(functionExecutionStatus: status, euiccResponseData: HexBinary(response)) }
+        return try call.commit { tx in
+            // Each SendData of a download renews its lease.
+            if profile.state == .created { try tx.setDownloadLease(request.eid, newLease(smdp: call.caller.oid, iccid: profile.iccid)) }
+            return ES3.SendDataResponse(functionExecutionStatus: status, euiccResponseData: HexBinary(response))
+        }
     }
 
     func profileDownloadCompleted(_ request: ES3.ProfileDownloadCompletedRequest, call: Call) throws -> ES3.ProfileDownloadCompletedResponse {
@@ -207,6 +220,7 @@ extension SMSR {
             if let address = request.subscriptionAddress { current.eis.profiles[index].subscriptionAddress = address }
             if let pol2 = request.pol2 { current.eis.profiles[index].pol2 = pol2 }
             try tx.updateEIS(current.eis, now: call.now)
+            if try tx.downloadLease(request.eid)?.iccid == request.iccid { try tx.setDownloadLease(request.eid, nil) }
             try tx.appendAudit(AuditTrailRecord(eid: request.eid, smsrID: configuration.smsrID, operationDate: call.now,
                                                 operationType: AuditOperation.downloadCompleted, requesterID: call.caller.oid,
                                                 operationExecutionStatus: .success, isdPAID: profile.isdPAID, iccid: request.iccid), now: call.now)

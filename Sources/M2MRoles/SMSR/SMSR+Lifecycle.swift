@@ -110,6 +110,10 @@ extension SMSR {
                 guard try tx.activeOperation(eid) == nil else {
                     throw Refusal(.euicc, .pendingOperation, "another operation is running on this eUICC", identifier: eid.text)
                 }
+                // A download holds the eUICC; only its own clean-up (DeleteISDP of that Profile) passes.
+                if let lease = try liveLease(eid, in: tx), !(kind == .delete && lease.iccid == iccid) {
+                    throw Refusal(.euicc, .pendingOperation, "a Profile download is in progress on this eUICC", identifier: eid.text)
+                }
                 try call.record(decision, in: tx)
                 return try tx.insertOperation(eid: eid, kind: kind.rawValue, iccid: iccid, functionCallID: call.id,
                                               machine: try JSONCoding.encode(machine), now: call.now)
@@ -230,6 +234,7 @@ extension SMSR {
                                                      function: machine.function, now: now) }
                 try notify(events, eis: stored.eis, requester: machine.requester, call: call, operation: operationID, in: tx)
             }
+            if succeeded, machine.kind == .delete, try tx.downloadLease(eid)?.iccid == machine.iccid { try tx.setDownloadLease(eid, nil) }
             try tx.updateOperation(operationID, state: succeeded ? .completed : .failed, machine: try JSONCoding.encode(machine), now: now)
             if let functionCallID {
                 try tx.completeFunctionCall(

@@ -38,6 +38,8 @@ public struct SMSRConfiguration: Sendable {
     public var maximumValidityPeriod = 7 * 24 * 3600
     /// MO polls after a profile change while waiting for the card's default notification.
     public var notificationPolls = 4
+    /// How long a download holds its eUICC after CreateISDP or its last SendData (seconds).
+    public var downloadLeaseSeconds = 600
 
     public init(smsrID: OID, storageKey: SecureBytes) {
         self.smsrID = smsrID
@@ -314,6 +316,16 @@ extension SMSR {
             throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text)
         }
         return stored
+    }
+
+    /// The download holding `eid` now (a lease not yet expired), if any.
+    func liveLease(_ eid: EID, in tx: any SMSRReading) throws -> DownloadLease? {
+        guard let lease = try tx.downloadLease(eid), lease.until > clock.now().seconds else { return nil }
+        return lease
+    }
+
+    func newLease(smdp: OID, iccid: ICCID) -> DownloadLease {
+        DownloadLease(smdp: smdp, iccid: iccid, until: clock.now().seconds + Int64(configuration.downloadLeaseSeconds))
     }
 
     /// The profile `iccid` in `eis`, or 8.2.1/3.9.
