@@ -198,6 +198,7 @@ public protocol SMSRWriting: SMSRReading {
     func upsertONC(_ onc: ONC, now: Timestamp) throws(StorageError)
     func deleteONC(mno: OID, profileType: String) throws(StorageError)
     func beginFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], now: Timestamp) throws(StorageError) -> Int64
+    /// Stores the call's response — once: a call already answered keeps its first answer.
     func completeFunctionCall(_ id: Int64, response: [UInt8], now: Timestamp) throws(StorageError)
     func insertOperation(eid: EID, kind: String, iccid: ICCID?, functionCallID: Int64?, machine: [UInt8], now: Timestamp) throws(StorageError) -> Int64
     func updateOperation(_ id: Int64, state: OperationRecord.State, machine: [UInt8], now: Timestamp) throws(StorageError)
@@ -209,6 +210,9 @@ public protocol SMSRWriting: SMSRReading {
     func recordCardNotification(_ eid: EID, sequence: Int, type: Int, aid: [UInt8], now: Timestamp) throws(StorageError)
     /// Takes or renews the eUICC's download lease; nil releases it.
     func setDownloadLease(_ eid: EID, _ lease: DownloadLease?) throws(StorageError)
+    /// Forgets the calls left unanswered without an operation to finish them (a restart killed them
+    /// mid-way): their retry runs again. Returns how many.
+    func forgetUnansweredCalls() throws(StorageError) -> Int
 }
 
 /// The SM-SR's store: reads on a snapshot, writes in one transaction each.
@@ -484,7 +488,8 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     }
 
     func smdpServes(_ smdp: OID, mno: OID) throws(StorageError) -> Bool {
-        try connection.row("SELECT 1 FROM profile WHERE smdp_id = ?1 AND mno_id = ?2 LIMIT 1", [.text(smdp.text), .text(mno.text)]) != nil
+        // Installed Profiles only: a Created one (CreateISDP names any Operator) proves nothing yet.
+        try connection.row("SELECT 1 FROM profile WHERE smdp_id = ?1 AND mno_id = ?2 AND state <> 'Created' LIMIT 1", [.text(smdp.text), .text(mno.text)]) != nil
     }
 
     func downloadLease(_ eid: EID) throws(StorageError) -> DownloadLease? {
@@ -496,6 +501,13 @@ struct SQLiteSMSRTransaction: SMSRWriting {
             case .integer(let until) = row[2]
         else { throw StorageError(.corrupt, "download lease row") }
         return DownloadLease(smdp: smdp, iccid: iccid, until: until)
+    }
+
+    func forgetUnansweredCalls() throws(StorageError) -> Int {
+        try connection.run("""
+            DELETE FROM function_call WHERE state = 'accepted'
+              AND id NOT IN (SELECT function_call_id FROM operation WHERE function_call_id IS NOT NULL)
+            """)
     }
 
     func setDownloadLease(_ eid: EID, _ lease: DownloadLease?) throws(StorageError) {
@@ -601,7 +613,7 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     }
 
     func completeFunctionCall(_ id: Int64, response: [UInt8], now: Timestamp) throws(StorageError) {
-        try connection.run("UPDATE function_call SET state = 'completed', response = ?2, completed_at = ?3 WHERE id = ?1",
+        try connection.run("UPDATE function_call SET state = 'completed', response = ?2, completed_at = ?3 WHERE id = ?1 AND state = 'accepted'",
                            [.integer(id), .blob(response), .text(now.text)])
     }
 

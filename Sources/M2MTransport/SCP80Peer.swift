@@ -21,7 +21,11 @@ public struct SCP80Peer: Sendable {
     /// `counter` is the last counter the card accepted (the SM-SR keeps it per card).
     public init(keys: SCP80KeySet, tar: SCP80TAR = .isdR, counter: SCP80Counter = .zero, maximumUserDataLength: Int? = 140) throws(CryptoError) {
         sender = try SCP80Sender(keys: keys, tar: tar, counter: counter, maximumUserDataLength: maximumUserDataLength)
-        receiver = try SCP80Receiver(tars: [.isdR], keySets: [keys], minimumSecurityLevel: .none)
+        // MO packets (default notifications) come with the "no counter" SPI (spec §3.3) but must be
+        // ciphered and carry a CC with the card's keys: anything less is not the card speaking.
+        receiver = try SCP80Receiver(
+            tars: [.isdR], keySets: [keys],
+            minimumSecurityLevel: SCP80MinimumSecurityLevel(counter: .none, ciphering: true, integrity: .cryptographicChecksum))
     }
 
     /// Secures a command script (AA/AE) with the next counter.

@@ -201,8 +201,9 @@ public struct HTTPMessageReader: Sendable {
                     if buffer.count - offset > 64 { throw AdminProtocolError(.malformedHTTP, "chunk size line") }
                     return nil
                 }
-                let sizeText = String(decoding: buffer[offset..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? ""
-                guard !sizeText.isEmpty, sizeText.count <= 8, let size = Int(Self.trimmed(sizeText[...]), radix: 16) else {
+                let sizeText = Self.trimmed((String(decoding: buffer[offset..<lineEnd], as: UTF8.self).split(separator: ";").first.map(String.init) ?? "")[...])
+                // Hex digits only: Int(_:radix:) would also take a sign ("-2" must not become a size).
+                guard !sizeText.isEmpty, sizeText.count <= 8, sizeText.allSatisfy(\.isHexDigit), let size = Int(sizeText, radix: 16), size >= 0 else {
                     throw AdminProtocolError(.malformedHTTP, "chunk size '\(sizeText.prefix(16))'")
                 }
                 guard body.count + size <= maximumBodyBytes else { throw AdminProtocolError(.tooLarge, "body above \(maximumBodyBytes) bytes") }
@@ -222,7 +223,9 @@ public struct HTTPMessageReader: Sendable {
                 offset = dataStart + size + 2
             }
         } else if let lengthText = headers["Content-Length"] {
-            guard let length = Int(lengthText), length >= 0 else { throw AdminProtocolError(.malformedHTTP, "Content-Length '\(lengthText.prefix(20))'") }
+            guard !lengthText.isEmpty, lengthText.allSatisfy(\.isASCII), lengthText.allSatisfy(\.isNumber), let length = Int(lengthText), length >= 0 else {
+                throw AdminProtocolError(.malformedHTTP, "Content-Length '\(lengthText.prefix(20))'")
+            }
             guard length <= maximumBodyBytes else { throw AdminProtocolError(.tooLarge, "body of \(length) bytes above \(maximumBodyBytes)") }
             guard buffer.count >= offset + length else { return nil }
             body = Array(buffer[offset..<(offset + length)])

@@ -50,6 +50,9 @@ struct AdminProtocolTests {
             ("POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", .malformedHTTP),
             ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", .malformedHTTP),
             ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY", .malformedHTTP),
+            ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n", .malformedHTTP),
+            ("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nab\r\n0\r\n\r\n", .malformedHTTP),
+            ("POST /x HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", .malformedHTTP),
             ("POST /x HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", .tooLarge),
             ("POST /x HTTP/1.1\r\nX: " + String(repeating: "a", count: 20_000), .tooLarge),
         ]

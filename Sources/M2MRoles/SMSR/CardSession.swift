@@ -22,6 +22,8 @@ struct CardNotification: Hashable {
     let rawType: UInt8
     let sequence: Int
     let aid: AID?
+    /// The EID the card put in (4C), as BCD bytes.
+    let eid: [UInt8]?
 
     init?(payload: [UInt8]) {
         guard let top = try? TLV.parseOne(payload), top.tag == 0xE1, let items = try? top.children() else { return nil }
@@ -32,12 +34,16 @@ struct CardNotification: Hashable {
         kind = Kind(rawValue: type)
         sequence = sequenceBytes.reduce(0) { $0 << 8 | Int($1) }
         aid = items.first(where: { $0.tag == 0x4F }).flatMap { try? AID(bytes: $0.value) }
+        eid = items.first(where: { $0.tag == 0x4C })?.value
     }
 }
 
 /// A failure to reach the card or to get an authentic answer.
 struct ES5Failure: Error {
     let status: FunctionExecutionStatus
+    /// The packet may have reached the card (no PoR, transport error, a PoR that does not
+    /// authenticate): whether the command ran is not known.
+    var uncertain = false
 }
 
 struct CardSession {
@@ -110,15 +116,17 @@ struct CardSession {
             do {
                 porBytes = try smsr.transport.deliverSMS(command.userData, to: eid)
             } catch {
-                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "\(error)"))
+                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "\(error)"), uncertain: true)
             }
-            guard let porBytes else { throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "no PoR")) }
+            guard let porBytes else {
+                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "no PoR"), uncertain: true)
+            }
             let (por, script) = try peer.open(porBytes, for: command)
             guard por.status == .ok else {
                 throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "PoR status \(por.status)"))
             }
             guard por.isAuthenticated else {
-                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "the PoR does not authenticate"))
+                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "the PoR does not authenticate"), uncertain: true)
             }
             guard let script else { throw ES5Failure(status: .failed(.isdr, .executionError, identifier: eid.text, message: "no response script")) }
             if script.items.contains(where: { $0.tag == ExpandedResponseScript.badFormatTag }) {
@@ -128,7 +136,7 @@ struct CardSession {
         } catch let failure as ES5Failure {
             throw failure
         } catch {
-            throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "SCP80: \(error)"))
+            throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "SCP80: \(error)"), uncertain: true)
         }
     }
 
@@ -151,8 +159,8 @@ struct CardSession {
         var found: [CardNotification] = []
         for packet in packets {
             guard var receiver = try? SCP80Peer(keys: keys, tar: .isdR), let payload = try? receiver.openMO(packet),
-                let notification = CardNotification(payload: payload)
-            else { continue }  // not authentic or not a notification: ignored (a real SMSC sees spam too)
+                let notification = CardNotification(payload: payload), notification.eid == eid.bytes
+            else { continue }  // not authentic, not a notification, or about another card: ignored
             found.append(notification)
         }
         return found

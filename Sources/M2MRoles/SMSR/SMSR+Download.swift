@@ -28,8 +28,8 @@ extension SMSR {
 
     /// The first ISD-P AID of this scheme not used on the eUICC, from TAR 0010 (0001, 0002, 000D, 000E
     /// are the ISD-R, ECASD and load file/module).
-    static func allocateAID(in eis: EIS) -> AID? {
-        let used = Set(eis.profiles.map(\.isdPAID))
+    static func allocateAID(in eis: EIS, avoiding onCard: Set<AID> = []) -> AID? {
+        let used = Set(eis.profiles.map(\.isdPAID)).union(onCard)
         for tar in 0x0010...0xFFFF {
             let aid = isdpAID(tar: tar)
             if !used.contains(aid) { return aid }
@@ -46,7 +46,14 @@ extension SMSR {
         guard request.requiredMemory <= stored.eis.remainingMemory else {
             throw Refusal(.euicc, .insufficientMemory, "\(request.requiredMemory) bytes asked, \(stored.eis.remainingMemory) free", identifier: request.eid.text)
         }
-        guard let aid = Self.allocateAID(in: stored.eis) else { throw Refusal(.euicc, .insufficientMemory, "no ISD-P AID left") }
+        // The Operator must be one this SM-SR knows: an SM-DP cannot make itself any Operator's agent.
+        guard try store.read({ try $0.party(request.mnoID) })?.role == .mno else {
+            throw Refusal(.profile, .invalidAssociation, "Operator \(request.mnoID.text) is not known to this SM-SR", identifier: request.mnoID.text)
+        }
+        // AIDs on the card count too (an ISD-P a crash left behind is not in the EIS).
+        let onCard: [AID: UInt8]
+        do { onCard = try CardSession(smsr: self, eid: request.eid).isdpStates() } catch let failure as ES5Failure { throw Refusal(status: failure.status) }
+        guard let aid = Self.allocateAID(in: stored.eis, avoiding: Set(onCard.keys)) else { throw Refusal(.euicc, .insufficientMemory, "no ISD-P AID left") }
         let busy = try store.read { tx throws -> Bool in
             if try tx.activeOperation(request.eid) != nil { return true }
             return try liveLease(request.eid, in: tx).map { $0.iccid != request.iccid } ?? false

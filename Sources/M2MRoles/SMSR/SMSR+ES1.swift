@@ -253,17 +253,17 @@ extension SMSR: ES1Provider {
         -> ES1.UpdateEISAdditionalPropertiesResponse
     {
         serve(request, context: context, roles: [.eum], failure: { ES1.UpdateEISAdditionalPropertiesResponse(functionExecutionStatus: $0) }) { call in
-            var stored = try requireEIS(request.eid)
+            let stored = try requireEIS(request.eid)
             guard stored.eis.eumSignedInfo.eumID == call.caller.oid else {
                 throw Refusal(.functionRequester, .notAllowed, "only the eUICC's EUM may update its properties", identifier: call.caller.oid.text)
             }
             let keys = request.additionalProperties.properties.map(\.key)
             guard Set(keys).count == keys.count else { throw Refusal(.protocolFormat, .invalid, "a property key appears twice") }
-            stored.eis.additionalProperties = request.additionalProperties.properties
-            let eis = stored.eis
             return try call.commit { tx in
-                try tx.updateEIS(eis, now: call.now)
-                try tx.appendAudit(AuditTrailRecord(eid: eis.eid, smsrID: configuration.smsrID, operationDate: call.now,
+                guard var current = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
+                current.eis.additionalProperties = request.additionalProperties.properties
+                try tx.updateEIS(current.eis, now: call.now)
+                try tx.appendAudit(AuditTrailRecord(eid: request.eid, smsrID: configuration.smsrID, operationDate: call.now,
                                                     operationType: AuditOperation.updateEIS, requesterID: call.caller.oid,
                                                     operationExecutionStatus: .success), now: call.now)
                 return ES1.UpdateEISAdditionalPropertiesResponse(functionExecutionStatus: .success)

@@ -37,6 +37,8 @@ struct LifecycleMachine: Codable {
     var acceptableValidityPeriod: Int? = nil
     /// Set once the card answered the command.
     var commandAccepted = false
+    /// POL2 allowed with a warning: a success is answered EXECUTED_WITHWARNING with these codes.
+    var warning: FunctionExecutionStatus? = nil
 }
 
 extension SMSR {
@@ -81,8 +83,26 @@ extension SMSR {
         if caller.role == .smdp, profile.smdpID != caller.oid {
             throw Refusal(.profileICCID, .notAllowed, "the Profile was not downloaded by this SM-DP", identifier: iccid.text)
         }
-        // POL2 and the caller's rights on the Profile (owner, PLMA), in Lua, before any ES5 command.
         let plma = try store.read { try $0.plmas(mno: profile.mnoID, m2mSP: nil, profileType: profile.profileType?.text) }
+        // The caller's rights, in Swift first (a bundle can narrow them, never widen them): the owner
+        // Operator, or an M2M SP holding the owner's PLMA for this function and Profile Type.
+        let delegated: PLMAFunction = switch kind {
+        case .enable: .enableProfile
+        case .disable: .disableProfile
+        case .delete: .deleteProfile
+        case .setFallBack: .setFallBackAttribute
+        case .setEmergency: .setEmergencyProfileAttribute
+        }
+        switch caller.role {
+        case .mno where profile.mnoID != caller.oid:
+            throw Refusal(.profileICCID, .notAllowed, "the Profile belongs to another Operator", identifier: iccid.text)
+        case .m2mSP where !plma.contains(where: { $0.m2mSPID == caller.oid && $0.profileType == profile.profileType && $0.authorises(delegated) }):
+            throw Refusal(.functionRequester, .notAllowed, "no PLMA of the Operator authorises \(delegated.rawValue)", identifier: caller.oid.text)
+        case .eum, .smsr:
+            throw Refusal(.functionRequester, .notAllowed, "not a caller of this function", identifier: caller.oid.text)
+        default: break
+        }
+        // POL2 (and the rights again) in Lua, before any ES5 command.
         let callerRole: CallerSnapshot.Role = switch caller.role {
         case .mno: .mno
         case .m2mSP: .m2mSP
@@ -121,9 +141,17 @@ extension SMSR {
         } catch let error as StorageError where error.code == .constraint {
             throw Refusal(.euicc, .pendingOperation, "another operation is running on this eUICC", identifier: eid.text)
         }
-        var status = try execute(machine, eid: eid, operationID: operationID, functionCallID: call.id)
-        if case .allowWithWarning = outcome.decision, status.status == .executedSuccess { status = outcome.decision.executionStatus }
-        return status
+        do {
+            return try execute(machine, eid: eid, operationID: operationID, functionCallID: call.id)
+        } catch let crash as SimulatedCrash {
+            throw crash
+        } catch let unresolved as Unresolved {
+            throw unresolved
+        } catch {
+            // A store or key failure after the operation was recorded: the card may or may not have
+            // the change; the operation stays active and recovery decides.
+            throw Unresolved(detail: "\(type(of: error))")
+        }
     }
 
     /// The ES5 command of an operation.
@@ -156,6 +184,18 @@ extension SMSR {
             session = opened
             response = try opened.send(Self.command(for: machine))
         } catch let error as ES5Failure {
+            if error.uncertain, let session {
+                // The packet may have reached the card: ask it before answering anything.
+                guard let states = try? session.isdpStates(), let executed = Self.executed(machine, states: states) else {
+                    throw Unresolved(detail: "no answer from the card after the command was sent")
+                }
+                if executed {
+                    var done = machine
+                    done.commandAccepted = true
+                    let notes = awaitNotifications(for: done, session: session)
+                    return try finish(done, eid: eid, operationID: operationID, functionCallID: functionCallID, status: nil, notes: notes, session: session)
+                }
+            }
             failure = error.status
         }
         if let failure {
@@ -174,13 +214,29 @@ extension SMSR {
         return try finish(done, eid: eid, operationID: operationID, functionCallID: functionCallID, status: nil, notes: notes, session: session)
     }
 
+    /// Whether the card carried the operation out, from GET STATUS of its ISD-Ps; nil when that does
+    /// not tell (the attributes are not visible there).
+    static func executed(_ machine: LifecycleMachine, states: [AID: UInt8]) -> Bool? {
+        switch machine.kind {
+        case .enable: states[machine.aid] == 0x3F
+        case .disable: states[machine.aid] != 0x3F  // disabled, or deleted by its POL1 once disabled
+        case .delete: states[machine.aid] == nil
+        case .setFallBack, .setEmergency: nil
+        }
+    }
+
     /// The card's default notifications after an enable or disable (polled a few times).
     func awaitNotifications(for machine: LifecycleMachine, session: CardSession) -> [CardNotification] {
         guard machine.kind == .enable || machine.kind == .disable else { return [] }
+        // Only the notifications about a profile change (02 done, 03 rolled back) belong to the
+        // operation; anything else (05 fall-back) stays pending for `pollNotifications` to apply.
         var notes: [CardNotification] = []
         for _ in 0..<max(1, configuration.notificationPolls) {
-            notes += (try? session.notifications()) ?? []
-            if notes.contains(where: { $0.kind == .profileChangeSucceeded || $0.kind == .profileChangeFailedRolledBack }) { break }
+            for note in (try? session.notifications()) ?? []
+            where (note.kind == .profileChangeSucceeded || note.kind == .profileChangeFailedRolledBack) && !notes.contains(note) {
+                notes.append(note)
+            }
+            if !notes.isEmpty { break }
         }
         return notes
     }
@@ -207,6 +263,7 @@ extension SMSR {
                 status = .failed(.profileICCID, .inaccessible, identifier: machine.iccid.text, message: "the Profile is not enabled on the card")
             }
         }
+        if status.status == .executedSuccess, let warning = machine.warning { status = warning }
         let succeeded = status.status == .executedSuccess || status.status == .executedWithWarning
         // (An EXPIRED operation is not "failed" on the card: nothing was sent.)
         let events: [ProfileEvent] = try store.write { tx throws -> [ProfileEvent] in
@@ -247,7 +304,14 @@ extension SMSR {
         // The card resends a notification until it is confirmed (3A08).
         for note in notes { try? session?.confirm(note.sequence) }
         if succeeded {
-            for iccid in machine.autoDelete { _ = try? platformDelete(eid: eid, iccid: iccid) }
+            // POL2 Auto-Delete, only of what this operation just disabled and whose own POL2 says so.
+            let current = (try? store.read { try $0.eis(eid) })??.eis
+            for iccid in machine.autoDelete {
+                guard let profile = current?.profiles.first(where: { $0.iccid == iccid }), profile.state == .disabled,
+                    profile.pol2.autoDeleteOnDisable, !profile.fallbackAttribute
+                else { continue }
+                _ = try? platformDelete(eid: eid, iccid: iccid)
+            }
         }
         return status
     }
@@ -320,29 +384,33 @@ extension SMSR {
     /// outcome each. Returns how many were finished.
     @discardableResult
     public func recover() throws -> Int {
+        // Calls that died without an operation (GetEIS, SendData, CreateISDP …) are forgotten: a
+        // retry runs them again (the SM-DP reconciles a download with AuditEIS).
+        _ = try store.write { try $0.forgetUnansweredCalls() }
         let active = try store.read { try $0.activeOperations() }
         var finished = 0
         for operation in active {
             guard let machine = try? JSONDecoder().decode(LifecycleMachine.self, from: Data(operation.machine)) else { continue }
-            let session = try? CardSession(smsr: self, eid: operation.eid)
-            let notes = (try? session?.notifications()) ?? []
-            let states = (try? session?.isdpStates()) ?? nil
-            // Did the card carry the command out?
-            let executed: Bool = switch machine.kind {
-            case .enable: states?[machine.aid] == 0x3F
-            case .disable: states.map { $0[machine.aid] != 0x3F } ?? false
-            case .delete: states.map { $0[machine.aid] == nil } ?? false
-            case .setFallBack, .setEmergency: false  // not visible in GET STATUS: sent again below
+            guard let session = try? CardSession(smsr: self, eid: operation.eid) else { continue }
+            // Without the card's answer the outcome is not known: the operation stays active.
+            guard let states = try? session.isdpStates() else { continue }
+            let notes = ((try? session.notifications()) ?? []).filter {
+                $0.kind == .profileChangeSucceeded || $0.kind == .profileChangeFailedRolledBack
             }
-            if executed {
+            switch Self.executed(machine, states: states) {
+            case true?:
                 var done = machine
                 done.commandAccepted = true
                 _ = try finish(done, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID, status: nil,
                                notes: notes, session: session)
-            } else if machine.kind == .setFallBack || machine.kind == .setEmergency, session != nil {
-                // The attribute is not visible in GET STATUS: send the (idempotent) command again.
-                _ = try execute(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID)
-            } else {
+            case nil:
+                // Not visible in GET STATUS (the attributes): send the idempotent command again.
+                do {
+                    _ = try execute(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID)
+                } catch is Unresolved {
+                    continue
+                }
+            case false?:
                 let expired = machine.deadline.map { clock.now() > $0 } ?? false
                 let status = expired
                     ? FunctionExecutionStatus(status: .expired, statusCodeData: .init(

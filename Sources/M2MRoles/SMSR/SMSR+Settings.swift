@@ -90,39 +90,44 @@ extension SMSR {
     // MARK: POL2 and subscription address
 
     /// Checks an UpdatePolicyRules and returns the writes that apply it (run inside `call.commit`).
+    /// The writes re-read the EIS inside their transaction and change that Profile only, so a change
+    /// committed meanwhile (an enable, a fall-back) is never overwritten by the copy read here.
     func updatePOL2(eid: EID, iccid: ICCID, pol2: POL2, call: Call) throws -> (any SMSRWriting) throws -> Void {
-        var stored = try requireEIS(eid)
+        let stored = try requireEIS(eid)
         let profile = try requireProfile(iccid, in: stored.eis)
         try requireOwner(profile, caller: call.caller)
         guard !pol2.rules.contains(where: { $0.qualification == .autoDelete && $0.action != .disable }) else {
             throw Refusal(.pol2, .invalid, "Auto-Delete qualifies only DISABLE", identifier: iccid.text)
         }
-        guard let index = stored.eis.profiles.firstIndex(where: { $0.iccid == iccid }) else { return { _ in } }
-        stored.eis.profiles[index].pol2 = pol2
-        let eis = stored.eis
-        let updated = eis.profiles[index]
         // An ES3 call relays the owner's ES2 request: the owner is the requester.
         let requester = call.caller.role == .smdp ? profile.mnoID : call.caller.oid
         return { [self] tx in
-            try tx.updateEIS(eis, now: call.now)
+            guard var current = try tx.eis(eid), let index = current.eis.profiles.firstIndex(where: { $0.iccid == iccid }) else {
+                throw Refusal(.profileICCID, .unknown, "no such Profile on this eUICC", identifier: iccid.text)
+            }
+            current.eis.profiles[index].pol2 = pol2
+            let updated = current.eis.profiles[index]
+            try tx.updateEIS(current.eis, now: call.now)
             try tx.appendAudit(AuditTrailRecord(eid: eid, smsrID: configuration.smsrID, operationDate: call.now, operationType: AuditOperation.updatePOL2,
                                                 requesterID: call.caller.oid, operationExecutionStatus: .success, isdPAID: updated.isdPAID, iccid: iccid),
                                now: call.now)
-            try notify([ProfileEvent(type: .profilePOL2Updated, profile: updated, pol2: pol2)], eis: eis, requester: requester, call: call,
+            try notify([ProfileEvent(type: .profilePOL2Updated, profile: updated, pol2: pol2)], eis: current.eis, requester: requester, call: call,
                        operation: nil, in: tx)
         }
     }
 
-    /// Checks an UpdateSubscriptionAddress and returns the writes that apply it.
+    /// Checks an UpdateSubscriptionAddress and returns the writes that apply it (re-reading the EIS
+    /// inside their transaction, as above).
     func updateAddress(eid: EID, iccid: ICCID, address: SubscriptionAddress, call: Call) throws -> (any SMSRWriting) throws -> Void {
-        var stored = try requireEIS(eid)
+        let stored = try requireEIS(eid)
         let profile = try requireProfile(iccid, in: stored.eis)
         try requireOwner(profile, caller: call.caller)
-        guard let index = stored.eis.profiles.firstIndex(where: { $0.iccid == iccid }) else { return { _ in } }
-        stored.eis.profiles[index].subscriptionAddress = address
-        let eis = stored.eis
         return { [self] tx in
-            try tx.updateEIS(eis, now: call.now)
+            guard var current = try tx.eis(eid), let index = current.eis.profiles.firstIndex(where: { $0.iccid == iccid }) else {
+                throw Refusal(.profileICCID, .unknown, "no such Profile on this eUICC", identifier: iccid.text)
+            }
+            current.eis.profiles[index].subscriptionAddress = address
+            try tx.updateEIS(current.eis, now: call.now)
             try tx.appendAudit(AuditTrailRecord(eid: eid, smsrID: configuration.smsrID, operationDate: call.now, operationType: AuditOperation.updateAddress,
                                                 requesterID: call.caller.oid, operationExecutionStatus: .success, isdPAID: profile.isdPAID, iccid: iccid),
                                now: call.now)

@@ -91,6 +91,13 @@ public struct SimulatedCrash: Error, Sendable {
     public let point: SMSRFaults.Point
 }
 
+/// An operation whose outcome is not known yet (the card could not be asked): it stays active for
+/// `recover()`, and the call is left unanswered until then — the caller gets a transient failure
+/// now and the recovered outcome when it retries.
+struct Unresolved: Error {
+    let detail: String
+}
+
 /// A refusal: the function's status, computed before or instead of doing anything.
 struct Refusal: Error {
     let status: FunctionExecutionStatus
@@ -300,11 +307,16 @@ extension SMSR {
             let response = refused(refusal.status)
             _ = try? store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) }
             return response
+        } catch let unresolved as Unresolved {
+            // Not stored: recovery will store the one true outcome.
+            return refused(.failed(.functionProvider, .executionError, identifier: request.functionCallIdentifier,
+                                   message: "the outcome is not known yet (\(unresolved.detail)); it will be reconciled with the card: retry this call later"))
         } catch let crash as SimulatedCrash {
             // Tests only: the process "dies" here; nothing more is written.
             return refused(.failed(.functionProvider, .executionError, message: "simulated crash at \(crash.point.rawValue)"))
         } catch {
-            let response = refused(.failed(.functionProvider, .executionError, message: "\(error)"))
+            // The detail (SQLite text, paths) stays out of the answer.
+            let response = refused(.failed(.functionProvider, .executionError, message: "the SM-SR failed (\(type(of: error)))"))
             _ = try? store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) }
             return response
         }
