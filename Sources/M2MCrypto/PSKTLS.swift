@@ -117,6 +117,7 @@ public final class PSKTLSConnection {
     @discardableResult
     public func advanceHandshake() throws(CryptoError) -> Bool {
         if isEstablished { return true }
+        ERR_clear_error()  // SSL_get_error reads the thread's queue: start it empty
         let result = SSL_do_handshake(ssl)
         if result == 1 {
             isEstablished = true
@@ -130,6 +131,7 @@ public final class PSKTLSConnection {
     public func write(_ plaintext: [UInt8]) throws(CryptoError) {
         guard isEstablished else { throw CryptoError(code: .wrongState, detail: "TLS write before the handshake completed") }
         var offset = 0
+        ERR_clear_error()
         while offset < plaintext.count {
             let chunk = min(plaintext.count - offset, 16_384)
             let written = plaintext.withUnsafeBytes { SSL_write(ssl, $0.baseAddress! + offset, Int32(chunk)) }
@@ -142,6 +144,7 @@ public final class PSKTLSConnection {
     public func read() throws(CryptoError) -> [UInt8] {
         var plaintext: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16_384)
+        ERR_clear_error()
         while true {
             let count = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
             if count > 0 {

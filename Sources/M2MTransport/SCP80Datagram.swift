@@ -84,13 +84,14 @@ public enum SCP80Datagram {
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// An `EUICCTransport` to cards served by another process over the loopback UDP framing above
 /// (`m2mrsp emulate --serve-scp80`): SMS and MO polls only (scripts need SCP81).
 public final class SCP80DatagramTransport: EUICCTransport, @unchecked Sendable {
     let socket: Int32
-    var address: sockaddr_in
-    let lock = NSLockLike()
+    /// One exchange at a time on the socket.
+    let lock = Mutex(())
 
     /// `host` is an IPv4 address or "localhost"; `timeout` seconds per answer.
     public init(host: String, port: UInt16, timeout: Double = 2) throws(TransportError) {
@@ -104,23 +105,32 @@ public final class SCP80DatagramTransport: EUICCTransport, @unchecked Sendable {
         guard descriptor >= 0 else { throw TransportError(.unreachable, "cannot open a UDP socket") }
         var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        // Connected: datagrams from any other source are dropped by the kernel.
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            Glibc.close(descriptor)
+            throw TransportError(.unreachable, "cannot connect the UDP socket to \(host):\(port)")
+        }
         self.socket = descriptor
-        self.address = address
     }
 
     deinit { Glibc.close(socket) }
 
     func exchange(_ request: [UInt8]) throws(TransportError) -> [UInt8] {
-        lock.lock()
-        defer { lock.unlock() }
-        let sent = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, request, request.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let outcome: Result<[UInt8], TransportError> = lock.withLock { _ in
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            // A late answer to an earlier request that timed out must not be read as this one's.
+            while recv(socket, &buffer, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
+            guard send(socket, request, request.count, 0) == request.count else {
+                return .failure(TransportError(.unreachable, "cannot send to the SCP80 endpoint"))
+            }
+            let received = recv(socket, &buffer, buffer.count, 0)
+            guard received > 0 else { return .failure(TransportError(.unreachable, "no answer from the SCP80 endpoint")) }
+            return .success(Array(buffer[0..<received]))
         }
-        guard sent == request.count else { throw TransportError(.unreachable, "cannot send to the SCP80 endpoint") }
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        let received = recv(socket, &buffer, buffer.count, 0)
-        guard received > 0 else { throw TransportError(.unreachable, "no answer from the SCP80 endpoint") }
-        return Array(buffer[0..<received])
+        return try outcome.get()
     }
 
     public func deliverSMS(_ userData: [UInt8], to eid: EID) throws(TransportError) -> [UInt8]? {
@@ -146,13 +156,4 @@ public final class SCP80DatagramTransport: EUICCTransport, @unchecked Sendable {
     public func runScript(_ script: [UInt8], target: ScriptTarget, on eid: EID) throws(TransportError) -> [UInt8] {
         throw TransportError(.unreachable, "the UDP endpoint carries SMS only: scripts go over SCP81")
     }
-}
-
-/// A plain lock for the client socket (one exchange at a time).
-final class NSLockLike: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func lock() { pthread_mutex_lock(&mutex) }
-    func unlock() { pthread_mutex_unlock(&mutex) }
 }

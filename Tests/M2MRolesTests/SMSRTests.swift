@@ -209,6 +209,27 @@ struct SMSRTests {
         #expect(h.fleet.card(at: 0).isdp(H.b)?.emergency == true && h.fleet.card(at: 0).isdp(H.a)?.emergency == false)
     }
 
+    @Test("Sealed ISD-R keys are bound to their eUICC: moved to another card's row they do not open, and nothing is sent")
+    func sealedKeysBound() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 0)
+        try h.register(card: 1, owner: H.otherMNO)
+        // Swap card 0's and card 1's sealed SCP80 keys in the database (what a tampering writer would do).
+        try h.store.database.write { db in
+            let rows = try db.query("SELECT eis_id, keyset_version, key_index, sealed FROM isdr_key ORDER BY eis_id, keyset_version, key_index")
+            let first = rows.filter { $0[0] == rows[0][0] }, second = rows.filter { $0[0] != rows[0][0] }
+            for (a, b) in zip(first, second) {
+                try db.run("UPDATE isdr_key SET sealed = ?4 WHERE eis_id = ?1 AND keyset_version = ?2 AND key_index = ?3", [a[0], a[1], a[2], b[3]])
+            }
+        }
+        let counter = h.fleet.card(at: 0).scp80Counter
+        let response = h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: h.eid(0), iccid: H.iccidB), context: RequestContext(caller: H.mno))
+        #expect(response.functionExecutionStatus.codes == "8.3/6.1")
+        #expect(h.fleet.card(at: 0).scp80Counter == counter && h.fleet.card(at: 0).isdp(H.a)?.lifeCycle == .enabled, "nothing reached the card")
+        #expect(try h.store.read { try $0.activeOperations() }.isEmpty)
+    }
+
     @Test("POL2 Auto-Delete: a Profile whose POL2 says DISABLE → Auto-Delete is deleted by the platform once another is enabled")
     func autoDelete() throws {
         let h = try H()

@@ -58,7 +58,9 @@ struct CardSession {
         guard let kicSealed = sealed.first(where: { $0.keysetVersion == 1 && $0.keyIndex == 1 }),
             let kidSealed = sealed.first(where: { $0.keysetVersion == 1 && $0.keyIndex == 2 })
         else { throw ES5Failure(status: .failed(.isdr, .unknown, identifier: eid.text, message: "no SCP80 key set 1 (KIc 1, KID 2) stored")) }
-        keys = try SCP80KeySet(keyVersion: 1, algorithm: .aes, kic: try smsr.sealer.open(kicSealed.sealed), kid: try smsr.sealer.open(kidSealed.sealed))
+        keys = try SCP80KeySet(
+            keyVersion: 1, algorithm: .aes, kic: try smsr.sealer.open(kicSealed.sealed, context: KeySealer.context(eid: eid, keysetVersion: 1, keyIndex: 1)),
+            kid: try smsr.sealer.open(kidSealed.sealed, context: KeySealer.context(eid: eid, keysetVersion: 1, keyIndex: 2)))
     }
 
     /// Reserves the next SCP80 counter (committed before the packet leaves) and returns the last one.
@@ -103,7 +105,7 @@ struct CardSession {
     func scp81PSK() throws -> SecureBytes? {
         let sealed = try smsr.store.read { try $0.isdrKeys(eid) }
         guard let psk = sealed.first(where: { $0.keysetVersion == 0x40 && $0.keyIndex == 1 }) else { return nil }
-        return try smsr.sealer.open(psk.sealed)
+        return try smsr.sealer.open(psk.sealed, context: KeySealer.context(eid: eid, keysetVersion: 0x40, keyIndex: 1))
     }
 
     /// Sends `commands` to the ISD-R in one packet; the R-APDUs of the commands the card executed.

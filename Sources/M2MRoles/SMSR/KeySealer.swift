@@ -1,7 +1,8 @@
 // ISD-R keys at rest: sealed with the SM-SR's storage key before they reach the database
 // (encrypt-then-MAC: AES-128-CBC with a random IV, 80 00… padding, then AES-CMAC over IV ‖
 // ciphertext), opened only when a session needs them. The storage key is 32 bytes: the AES key ‖
-// the CMAC key. Sealed bytes: IV (16) ‖ ciphertext ‖ MAC (16).
+// the CMAC key. Sealed bytes: IV (16) ‖ ciphertext ‖ MAC (16). The MAC also covers a context (the
+// EID, key set version and key index), so a sealed key moved to another row or card does not open.
 
 import M2MCore
 import M2MCrypto
@@ -16,19 +17,27 @@ struct KeySealer: Sendable {
         mac = try AESCMAC(key: storageKey[16..<32])
     }
 
-    func seal(_ secret: SecureBytes) throws(CryptoError) -> [UInt8] {
+    func seal(_ secret: SecureBytes, context: [UInt8] = []) throws(CryptoError) -> [UInt8] {
         let iv = SecureRandom.bytes(16)
         var padded = Padding.iso9797M2(secret.bytes)
         defer { m2mZero(&padded) }
         let ciphertext = try BlockCipher.cbc(.aes, encrypt: true, key: encryptionKey, iv: iv, data: padded)
         let body = iv + ciphertext
-        return body + mac.mac(body)
+        return body + mac.mac(Self.bound(context), body)
     }
 
-    func open(_ sealed: [UInt8]) throws(CryptoError) -> SecureBytes {
+    /// The context as the MAC sees it: its length, then its bytes.
+    static func bound(_ context: [UInt8]) -> [UInt8] { [UInt8(context.count >> 8), UInt8(context.count & 0xFF)] + context }
+
+    /// The context of an ISD-R key.
+    static func context(eid: EID, keysetVersion: Int, keyIndex: Int) -> [UInt8] {
+        eid.bytes + [UInt8(truncatingIfNeeded: keysetVersion), UInt8(truncatingIfNeeded: keyIndex)]
+    }
+
+    func open(_ sealed: [UInt8], context: [UInt8] = []) throws(CryptoError) -> SecureBytes {
         guard sealed.count >= 48, (sealed.count - 32) % 16 == 0 else { throw CryptoError(code: .invalidInput, detail: "not a sealed key") }
         let body = Array(sealed.dropLast(16))
-        guard ConstantTime.equal(mac.mac(body), Array(sealed.suffix(16))) else {
+        guard ConstantTime.equal(mac.mac(Self.bound(context), body), Array(sealed.suffix(16))) else {
             throw CryptoError(code: .invalidMAC, detail: "a sealed key does not verify under this storage key")
         }
         var plain = try BlockCipher.cbc(.aes, encrypt: false, key: encryptionKey, iv: Array(body.prefix(16)), data: Array(body.dropFirst(16)))

@@ -233,7 +233,8 @@ extension SMSR: ES1Provider {
                         }
                     }
                     sealed.append(SealedKey(keysetVersion: keyset.version, keyIndex: key.index, keyType: component.type, kcv: key.kcv.bytes,
-                                            sealed: try sealer.seal(secret)))
+                                            sealed: try sealer.seal(secret, context: KeySealer.context(eid: eis.eid, keysetVersion: keyset.version,
+                                                                                                       keyIndex: key.index))))
                 } catch let refusal as Refusal {
                     throw refusal
                 } catch {

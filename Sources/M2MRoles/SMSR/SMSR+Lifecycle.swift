@@ -180,7 +180,16 @@ extension SMSR {
         var failure: FunctionExecutionStatus?
         var response = ResponseAPDU(sw: .success)
         do {
-            let opened = try CardSession(smsr: self, eid: eid)
+            let opened: CardSession
+            do {
+                opened = try CardSession(smsr: self, eid: eid)
+            } catch let error as ES5Failure {
+                throw error
+            } catch {
+                // Nothing was sent: the stored keys do not open (tampered, or another storage key).
+                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text,
+                                                 message: "the stored ISD-R keys do not open (\(type(of: error)))"))
+            }
             session = opened
             response = try opened.send(Self.command(for: machine))
         } catch let error as ES5Failure {
