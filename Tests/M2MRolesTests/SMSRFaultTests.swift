@@ -18,16 +18,23 @@ import Testing
 /// The in-process transport with faults switched on by the test.
 final class FaultyTransport: EUICCTransport, @unchecked Sendable {
     let inner: InProcessTransport
-    let state = Mutex((dropNextPoR: false, unreachableAfterNext: false, unreachable: false, forgedMO: [[UInt8]]()))
+    /// `cutAfter` n > 0: the n-th packet from now reaches the card, its PoR is lost and the card is
+    /// then out of reach.
+    let state = Mutex((dropNextPoR: false, cutAfter: 0, unreachable: false, forgedMO: [[UInt8]]()))
 
     init(_ inner: InProcessTransport) { self.inner = inner }
 
     func deliverSMS(_ userData: [UInt8], to eid: EID) throws(TransportError) -> [UInt8]? {
-        let (unreachable, cutAfter, drop) = state.withLock { ($0.unreachable, $0.unreachableAfterNext, $0.dropNextPoR) }
+        let (unreachable, drop) = state.withLock { ($0.unreachable, $0.dropNextPoR) }
         if unreachable { throw TransportError(.unreachable, "test: the card is out of reach") }
         let por = try inner.deliverSMS(userData, to: eid)  // the card gets the packet and acts on it
-        if cutAfter { state.withLock { $0.unreachable = true; $0.unreachableAfterNext = false } }
-        if drop || cutAfter {
+        let cut = state.withLock { state -> Bool in
+            guard state.cutAfter > 0 else { return false }
+            state.cutAfter -= 1
+            if state.cutAfter == 0 { state.unreachable = true }
+            return state.cutAfter == 0
+        }
+        if drop || cut {
             state.withLock { $0.dropNextPoR = false }
             return nil  // … and its PoR is lost
         }
@@ -73,7 +80,7 @@ struct SMSRFaultTests {
         defer { h.cleanUp() }
         try h.register(card: 0)
         let transport = try Self.faulty(&h)
-        transport.state.withLock { $0.unreachableAfterNext = true }
+        transport.state.withLock { $0.cutAfter = 1 }
         let request = ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: h.eid(0), iccid: H.iccidB)
         let first = h.smsr.enableProfile(request, context: RequestContext(caller: H.mno))
         #expect(first.functionExecutionStatus.status == .failed)
@@ -111,6 +118,26 @@ struct SMSRFaultTests {
         #expect(try h.smsr.pollNotifications(eid: eid) == 0)
         #expect(try h.stored(0)?.profiles.first { $0.iccid == H.iccidA }?.state == .enabled)
         #expect(try h.outbox().isEmpty)
+    }
+
+    @Test("CreateISDP whose INSTALL reached the card but whose answer was lost: recovery adopts the ISD-P, the retry gets its AID")
+    func createISDPRecovered() throws {
+        var h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 0)
+        let transport = try Self.faulty(&h)
+        transport.state.withLock { $0.cutAfter = 2 }  // GET STATUS (AIDs in use) passes, INSTALL's PoR is lost
+        let request = ES3.CreateISDPRequest(functionCallIdentifier: "c", eid: h.eid(0), iccid: H.iccidC, mnoID: H.mno, requiredMemory: 1000)
+        let first = h.smsr.createISDP(request, context: RequestContext(caller: H.smdp))
+        #expect(first.functionExecutionStatus.statusCodeData?.message?.contains("not known yet") == true)
+        #expect(h.fleet.card(at: 0).isdps.count == 3, "the card created the ISD-P")
+        transport.state.withLock { $0.unreachable = false }
+        #expect(try h.smsr.recover() == 1)
+        let retry = h.smsr.createISDP(request, context: RequestContext(caller: H.smdp))
+        #expect(retry.functionExecutionStatus == .success)
+        #expect(h.fleet.card(at: 0).isdp(retry.isdPAID)?.lifeCycle == .selectable)
+        let profile = try #require(try h.stored(0)?.profiles.first { $0.iccid == H.iccidC })
+        #expect(profile.state == .created && profile.isdPAID == retry.isdPAID && profile.smdpID == H.smdp)
     }
 
     @Test("An SM-DP cannot create an ISD-P for an Operator the SM-SR does not know")

@@ -16,6 +16,17 @@ public import M2MSOAP
 import M2MStorage
 import M2MTransport
 import M2MWire
+import Foundation
+
+/// A CreateISDP as stored in its operation row.
+struct CreateISDPMachine: Codable {
+    static let kind = "createISDP"
+    var iccid: ICCID
+    var aid: AID
+    var mnoID: OID
+    var smdp: OID
+    var requiredMemory: Int
+}
 
 extension SMSR {
     /// The ISD-P AID of `tar` (2 bytes): A0000005591010FFFFFFFF89 ‖ 00 ‖ TAR ‖ 00 (TAR = bytes 13–15).
@@ -76,33 +87,97 @@ extension SMSR {
         // INSTALL [for install and make selectable] with the memory quota (EF { 83 quota }).
         func lv(_ bytes: [UInt8]) -> [UInt8] { [UInt8(bytes.count)] + bytes }
         let quota = request.requiredMemory
-        let parameters: [UInt8] = [0xC9, 0x04, 0x81, 0x02, 0x03, 0x70]
-            + TLV(0xEF, children: [TLV(0x83, [UInt8(truncatingIfNeeded: quota >> 24), UInt8(truncatingIfNeeded: quota >> 16),
-                                              UInt8(truncatingIfNeeded: quota >> 8), UInt8(truncatingIfNeeded: quota)])]).encoded
+        // The quota on 2 bytes as in the reference traffic (oncard §2.2, `83 02`), 4 when larger.
+        let quotaBytes: [UInt8] = quota <= 0xFFFF
+            ? [UInt8(quota >> 8), UInt8(quota & 0xFF)]
+            : [UInt8(truncatingIfNeeded: quota >> 24), UInt8(truncatingIfNeeded: quota >> 16), UInt8(truncatingIfNeeded: quota >> 8), UInt8(truncatingIfNeeded: quota)]
+        let parameters: [UInt8] = [0xC9, 0x04, 0x81, 0x02, 0x03, 0x70] + TLV(0xEF, children: [TLV(0x83, quotaBytes)]).encoded
         let data = lv(stored.eis.eumSignedInfo.isdPLoadFileAID.bytes) + lv(stored.eis.eumSignedInfo.isdPModuleAID.bytes) + lv(aid.bytes)
             + lv([0x80, 0xC0, 0x00]) + lv(parameters) + lv([])
         let install = CommandAPDU(cla: 0x80, ins: 0xE6, p1: 0x0C, p2: 0x00, data: data, le: 0x00)
+        // The intent first (an operation row: the eUICC's lock, and what recovery reads), then ES5.
+        let machine = CreateISDPMachine(iccid: request.iccid, aid: aid, mnoID: request.mnoID, smdp: call.caller.oid, requiredMemory: request.requiredMemory)
+        let operationID: Int64
+        do {
+            operationID = try store.write { tx throws -> Int64 in
+                try call.record(decision, in: tx)
+                return try tx.insertOperation(eid: request.eid, kind: CreateISDPMachine.kind, iccid: request.iccid, functionCallID: call.id,
+                                              machine: try JSONCoding.encode(machine), now: call.now)
+            }
+        } catch let error as StorageError where error.code == .constraint {
+            throw Refusal(.euicc, .pendingOperation, "another operation is running on this eUICC", identifier: request.eid.text)
+        }
         let response: ResponseAPDU
         do {
             response = try CardSession(smsr: self, eid: request.eid).send(install)
         } catch let failure as ES5Failure {
+            if failure.uncertain { throw Unresolved(detail: "no answer from the card after INSTALL was sent") }
+            try closeCreateISDP(machine, eid: request.eid, operationID: operationID, callID: call.id, status: failure.status)
             throw Refusal(status: failure.status)
+        } catch {
+            throw Unresolved(detail: "\(type(of: error))")
         }
         guard response.sw.isSuccessOrWarning else {
-            throw Refusal(status: CardSession.status(of: response, iccid: request.iccid))
+            let status = CardSession.status(of: response, iccid: request.iccid)
+            try closeCreateISDP(machine, eid: request.eid, operationID: operationID, callID: call.id, status: status)
+            throw Refusal(status: status)
         }
         return try call.commit { tx in
-            try call.record(decision, in: tx)
-            guard var current = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
-            current.eis.profiles.append(profile)
-            current.eis.remainingMemory -= request.requiredMemory
-            try tx.updateEIS(current.eis, now: call.now)
-            try tx.setDownloadLease(request.eid, newLease(smdp: call.caller.oid, iccid: request.iccid))
-            try tx.appendAudit(AuditTrailRecord(eid: request.eid, smsrID: configuration.smsrID, operationDate: call.now, operationType: AuditOperation.createISDP,
-                                                requesterID: call.caller.oid, operationExecutionStatus: .success, isdPAID: aid, iccid: request.iccid),
-                               now: call.now)
+            try adoptISDP(machine, eid: request.eid, operationID: operationID, requester: call.caller.oid, now: call.now, in: tx)
             return ES3.CreateISDPResponse(functionExecutionStatus: .success, isdPAID: aid, euiccResponseData: HexBinary(response.bytes))
         }
+    }
+
+    /// The ISD-P the card created enters the EIS (Created, this SM-DP's), with its lease and audit;
+    /// the operation ends.
+    func adoptISDP(_ machine: CreateISDPMachine, eid: EID, operationID: Int64, requester: OID, now: Timestamp, in tx: any SMSRWriting) throws {
+        guard var current = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
+        if !current.eis.profiles.contains(where: { $0.isdPAID == machine.aid }) {
+            current.eis.profiles.append(ProfileInfo(iccid: machine.iccid, isdPAID: machine.aid, mnoID: machine.mnoID, state: .created, smdpID: machine.smdp,
+                                                    allocatedMemory: machine.requiredMemory))
+            current.eis.remainingMemory -= machine.requiredMemory
+            try tx.updateEIS(current.eis, now: now)
+        }
+        try tx.setDownloadLease(eid, newLease(smdp: machine.smdp, iccid: machine.iccid))
+        try tx.appendAudit(AuditTrailRecord(eid: eid, smsrID: configuration.smsrID, operationDate: now, operationType: AuditOperation.createISDP,
+                                            requesterID: requester, operationExecutionStatus: .success, isdPAID: machine.aid, iccid: machine.iccid),
+                           now: now)
+        try tx.updateOperation(operationID, state: .completed, machine: try JSONCoding.encode(machine), now: now)
+    }
+
+    /// A CreateISDP the card did not carry out: the operation ends failed, the call is answered.
+    func closeCreateISDP(_ machine: CreateISDPMachine, eid: EID, operationID: Int64, callID: Int64?, status: FunctionExecutionStatus) throws {
+        let now = clock.now()
+        try store.write { tx in
+            try tx.updateOperation(operationID, state: .failed, machine: try JSONCoding.encode(machine), now: now)
+            if let callID {
+                try tx.completeFunctionCall(callID, response: MessageBytes.encode(
+                    ES3.CreateISDPResponse(processingEnd: now, functionExecutionStatus: status, isdPAID: Self.noISDP)), now: now)
+            }
+        }
+    }
+
+    /// Recovery of a CreateISDP: the card's GET STATUS says whether the ISD-P exists; nil when the
+    /// card cannot be asked (the operation stays active).
+    func recoverCreateISDP(_ operation: OperationRecord) throws -> Bool {
+        guard let machine = try? JSONDecoder().decode(CreateISDPMachine.self, from: Data(operation.machine)),
+            let session = try? CardSession(smsr: self, eid: operation.eid), let states = try? session.isdpStates()
+        else { return false }
+        if states[machine.aid] != nil {
+            let now = clock.now()
+            try store.write { tx in
+                try adoptISDP(machine, eid: operation.eid, operationID: operation.id, requester: machine.smdp, now: now, in: tx)
+                if let callID = operation.functionCallID {
+                    try tx.completeFunctionCall(callID, response: MessageBytes.encode(
+                        ES3.CreateISDPResponse(processingEnd: now, functionExecutionStatus: .success, isdPAID: machine.aid)), now: now)
+                }
+            }
+        } else {
+            try closeCreateISDP(machine, eid: operation.eid, operationID: operation.id, callID: operation.functionCallID,
+                                status: .failed(.functionProvider, .executionError, identifier: machine.iccid.text,
+                                                message: "interrupted by an SM-SR restart before the card created the ISD-P; nothing changed"))
+        }
+        return true
     }
 
     /// The Profile behind an ISD-P AID, which must be this SM-DP's.

@@ -399,6 +399,10 @@ extension SMSR {
         let active = try store.read { try $0.activeOperations() }
         var finished = 0
         for operation in active {
+            if operation.kind == CreateISDPMachine.kind {
+                if try recoverCreateISDP(operation) { finished += 1 }
+                continue
+            }
             guard let machine = try? JSONDecoder().decode(LifecycleMachine.self, from: Data(operation.machine)) else { continue }
             guard let session = try? CardSession(smsr: self, eid: operation.eid) else { continue }
             // Without the card's answer the outcome is not known: the operation stays active.
@@ -440,6 +444,8 @@ extension SMSR {
     /// (fall-back after a connectivity loss: notification 05). Returns how many were new.
     @discardableResult
     public func pollNotifications(eid: EID) throws -> Int {
+        // An operation in progress reads its own notifications; the rest waits for the next poll.
+        if try store.read({ try $0.activeOperation(eid) }) != nil { return 0 }
         let session = try CardSession(smsr: self, eid: eid)
         let notes = try session.notifications()
         var fresh = 0
@@ -476,8 +482,11 @@ extension SMSR {
 
     /// AuditEIS: GET STATUS of the card's ISD-Ps reconciled into the EIS (states; Profiles the
     /// card no longer has are removed), then the caller's view of it.
-    func audit(eid: EID, iccids: [ICCID], call: Call) throws -> EIS {
+    func audit<Response: SGP02Response>(eid: EID, iccids: [ICCID], call: Call, answer: (EIS) -> Response) throws -> Response {
         let stored = try requireEIS(eid)
+        if try store.read({ tx in try tx.activeOperation(eid) != nil || liveLease(eid, in: tx) != nil }) {
+            throw Refusal(.euicc, .pendingOperation, "an operation or download is in progress on this eUICC", identifier: eid.text)
+        }
         let visible = try store.read { try visibleProfiles(stored.eis, for: call.caller, function: .auditEIS, in: $0) }
         if call.caller.role != .smdp, visible.isEmpty {
             throw Refusal(.eid, .notAllowed, "the caller has no Profile on this eUICC", identifier: eid.text)
@@ -495,7 +504,8 @@ extension SMSR {
         }
         _ = session
         let now = clock.now()
-        return try call.smsr.store.write { tx throws -> EIS in
+        // The reconciliation, its audit and notifications, and the answer: one transaction.
+        return try call.commit { tx throws -> Response in
             guard var current = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
             var events: [ProfileEvent] = []
             for profile in current.eis.profiles {
@@ -516,7 +526,7 @@ extension SMSR {
             if !events.isEmpty { try notify(events, eis: current.eis, requester: nil, call: call, operation: nil, in: tx) }
             let profiles = try visibleProfiles(current.eis, for: call.caller, function: .auditEIS, in: tx)
                 .filter { iccids.isEmpty || iccids.contains($0.iccid) }
-            return try filtered(current.eis, profiles: profiles, in: tx)
+            return answer(try filtered(current.eis, profiles: profiles, in: tx))
         }
     }
 }

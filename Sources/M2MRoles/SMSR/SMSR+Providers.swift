@@ -71,8 +71,7 @@ extension SMSR: ES4Provider {
 
     public func auditEIS(_ request: ES4.AuditEISRequest, context: RequestContext) -> ES4.AuditEISResponse {
         serve(request, context: context, roles: Self.es4Callers, failure: { ES4.AuditEISResponse(functionExecutionStatus: $0) }) { call in
-            let eis = try audit(eid: request.eid, iccids: request.iccids, call: call)
-            return try call.commit { _ in ES4.AuditEISResponse(functionExecutionStatus: .success, eis: eis) }
+            try audit(eid: request.eid, iccids: request.iccids, call: call) { ES4.AuditEISResponse(functionExecutionStatus: .success, eis: $0) }
         }
     }
 
@@ -179,8 +178,7 @@ extension SMSR: ES3Provider {
 
     public func auditEIS(_ request: ES3.AuditEISRequest, context: RequestContext) -> ES3.AuditEISResponse {
         serve(request, context: context, roles: [.smdp], failure: { ES3.AuditEISResponse(functionExecutionStatus: $0) }) { call in
-            let eis = try audit(eid: request.eid, iccids: request.iccids, call: call)
-            return try call.commit { _ in ES3.AuditEISResponse(functionExecutionStatus: .success, eis: eis) }
+            try audit(eid: request.eid, iccids: request.iccids, call: call) { ES3.AuditEISResponse(functionExecutionStatus: .success, eis: $0) }
         }
     }
 

@@ -30,8 +30,14 @@ extension SMSR {
         var view = eis
         view.profiles = profiles
         let visible = Set(profiles.map(\.iccid))
-        let audit = try tx.auditTrail(eis.eid).filter { record in record.iccid.map(visible.contains) ?? true }
-        view.auditTrail = audit.isEmpty ? nil : audit
+        // The records about visible Profiles (and eUICC-wide ones), the latest 100; who asked for a
+        // record is shown only when it is about a visible Profile.
+        let audit = try tx.auditTrail(eis.eid).filter { record in record.iccid.map(visible.contains) ?? true }.suffix(100).map { record in
+            var shown = record
+            if record.iccid == nil { shown.requesterID = nil }
+            return shown
+        }
+        view.auditTrail = audit.isEmpty ? nil : Array(audit)
         return view
     }
 
