@@ -279,6 +279,11 @@ public enum SMSRSchema {
             CREATE TABLE download_lease(eis_id INTEGER PRIMARY KEY REFERENCES eis(id) ON DELETE CASCADE, smdp TEXT NOT NULL,
               iccid TEXT NOT NULL, until INTEGER NOT NULL) STRICT;
             """),
+        // Lookups recovery and audits make: an operation by its call, decisions by operation.
+        Migration(version: 3, name: "operation-indexes", sql: """
+            CREATE INDEX operation_by_call ON operation(function_call_id);
+            CREATE INDEX decision_by_operation ON decision(operation_id);
+            """),
     ]
 }
 

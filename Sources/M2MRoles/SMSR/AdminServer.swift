@@ -11,6 +11,7 @@ import M2MStorage
 public import M2MTransport
 public import M2MWire
 import Synchronization
+import Dispatch
 
 public final class SCP81AdminServer: Sendable {
     public let host: String
@@ -52,9 +53,19 @@ public final class SCP81AdminServer: Sendable {
         }
         return try sessions.withLock { _ throws -> [UInt8] in
             try session.push(trigger)
-            let served = try SCP81Peer.serveOne(listener: listener, context: context, timeout: timeout,
-                                                keyFor: { $0.eid == eid ? psk : nil }, scripts: [AdminScript(target: aid, script: script)])
-            guard served.eid == eid, let result = served.results.first else {
+            // Another connection (a card late from an earlier session, a stray client) fails its
+            // handshake on its own; the pushed card's is awaited until the deadline.
+            let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeout * 1e9)
+            var served: SCP81Peer.Session?
+            while served == nil {
+                do {
+                    served = try SCP81Peer.serveOne(listener: listener, context: context, timeout: timeout,
+                                                    keyFor: { $0.eid == eid ? psk : nil }, scripts: [AdminScript(target: aid, script: script)])
+                } catch let error as CryptoError where error.code == .tlsFailure && DispatchTime.now().uptimeNanoseconds < deadline {
+                    continue
+                }
+            }
+            guard let served, served.eid == eid, let result = served.results.first else {
                 throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "the admin session carried no script response"))
             }
             completed.add(1, ordering: .relaxed)
