@@ -208,6 +208,8 @@ public protocol SMSRWriting: SMSRReading {
     /// A policy decision: `record` the summary (JSON), `input` the policy input in the engine's binary form.
     func appendDecision(hook: String, record: [UInt8], input: [UInt8]?, operationID: Int64?, functionCallID: Int64?, now: Timestamp) throws(StorageError)
     func recordCardNotification(_ eid: EID, sequence: Int, type: Int, aid: [UInt8], now: Timestamp) throws(StorageError)
+    /// Drops the record of a notification the card confirmed receiving (3A08).
+    func forgetCardNotification(_ eid: EID, sequence: Int) throws(StorageError)
     /// Takes or renews the eUICC's download lease; nil releases it.
     func setDownloadLease(_ eid: EID, _ lease: DownloadLease?) throws(StorageError)
     /// Forgets the calls left unanswered without an operation to finish them (a restart killed them
@@ -506,6 +508,10 @@ struct SQLiteSMSRTransaction: SMSRWriting {
             case .integer(let until) = row[2]
         else { throw StorageError(.corrupt, "download lease row") }
         return DownloadLease(smdp: smdp, iccid: iccid, until: until)
+    }
+
+    func forgetCardNotification(_ eid: EID, sequence: Int) throws(StorageError) {
+        try connection.run("DELETE FROM card_notification WHERE eis_id = ?1 AND sequence = ?2", [.integer(try requireEISID(eid)), SQLiteValue(sequence)])
     }
 
     func forgetUnansweredCalls() throws(StorageError) -> Int {

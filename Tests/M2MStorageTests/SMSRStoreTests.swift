@@ -132,6 +132,7 @@ struct SMSRStoreTests {
             #expect(try tx.plmas(mno: nil, m2mSP: sp, profileType: nil).count == 1)
             #expect(try tx.oncs(mno: mno, profileType: "M2M-3G-16K").first?.discardedNotifications == [.profileDisabled])
             #expect(try tx.cardNotificationSeen(eis.eid, sequence: 4))
+            #expect(try tx.downloadLease(eis.eid) == nil)
             #expect(try tx.scp80Counter(eis.eid) == 41)
         }
         let item = try #require(try store.read { try $0.dueOutbox(now: Self.now, limit: 1).first })
@@ -145,7 +146,13 @@ struct SMSRStoreTests {
             let operation = try #require(try tx.activeOperation(eis.eid))
             try tx.updateOperation(operation.id, state: .completed, machine: [], now: Self.now)
         }
+        try store.write { (tx) throws in
+            try tx.forgetCardNotification(eis.eid, sequence: 4)
+            try tx.setDownloadLease(eis.eid, DownloadLease(smdp: "1.3.6.1.4.1.99999.3.1", iccid: eis.profiles[1].iccid, until: 99))
+        }
         try store.read { (tx) throws in
+            #expect(try tx.cardNotificationSeen(eis.eid, sequence: 4) == false, "a confirmed sequence number may come again after the wrap")
+            #expect(try tx.downloadLease(eis.eid)?.until == 99)
             #expect(try tx.outbox(states: [.delivered]).count == 1)
             #expect(try tx.functionCall(caller: mno, identifier: "fc-1")?.response == [7, 7])
             #expect(try tx.activeOperations().isEmpty)

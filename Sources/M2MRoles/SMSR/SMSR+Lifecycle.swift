@@ -275,6 +275,7 @@ extension SMSR {
         if status.status == .executedSuccess, let warning = machine.warning { status = warning }
         let succeeded = status.status == .executedSuccess || status.status == .executedWithWarning
         // (An EXPIRED operation is not "failed" on the card: nothing was sent.)
+        var autoDeletion: (LifecycleMachine, Int64)?
         let events: [ProfileEvent] = try store.write { tx throws -> [ProfileEvent] in
             guard var stored = try tx.eis(eid) else { return [] }
             var events: [ProfileEvent] = []
@@ -307,20 +308,27 @@ extension SMSR {
                     functionCallID, response: Self.lifecycleResponse(machine.function, status: status, at: now, acceptable: machine.acceptableValidityPeriod),
                     now: now)
             }
+            // POL2 Auto-Delete — only of what this operation just disabled and whose own POL2 says so —
+            // is recorded now, in this transaction, as the next operation on the eUICC: a crash before
+            // it runs leaves it for recovery.
+            if succeeded {
+                let doomed = machine.autoDelete.compactMap { iccid in
+                    stored.eis.profiles.first { $0.iccid == iccid && $0.state == .disabled && $0.pol2.autoDeleteOnDisable && !$0.fallbackAttribute }
+                }
+                if let profile = doomed.first {
+                    let delete = LifecycleMachine(kind: .delete, iccid: profile.iccid, aid: profile.isdPAID, function: "platform.AutoDelete", caller: nil,
+                                                  requester: nil, autoDelete: [])
+                    autoDeletion = (delete, try tx.insertOperation(eid: eid, kind: "delete", iccid: profile.iccid, functionCallID: nil,
+                                                                   machine: try JSONCoding.encode(delete), now: now))
+                }
+            }
             return events
         }
         _ = events
         // The card resends a notification until it is confirmed (3A08).
-        for note in notes { try? session?.confirm(note.sequence) }
-        if succeeded {
-            // POL2 Auto-Delete, only of what this operation just disabled and whose own POL2 says so.
-            let current = (try? store.read { try $0.eis(eid) })??.eis
-            for iccid in machine.autoDelete {
-                guard let profile = current?.profiles.first(where: { $0.iccid == iccid }), profile.state == .disabled,
-                    profile.pol2.autoDeleteOnDisable, !profile.fallbackAttribute
-                else { continue }
-                _ = try? platformDelete(eid: eid, iccid: iccid)
-            }
+        for note in notes { confirm(note, eid: eid, session: session) }
+        if let (delete, id) = autoDeletion {
+            _ = try? execute(delete, eid: eid, operationID: id, functionCallID: nil)
         }
         return status
     }
@@ -374,17 +382,11 @@ extension SMSR {
         return events
     }
 
-    /// A deletion the platform itself asks for (POL2 Auto-Delete): its own operation, no function call.
-    func platformDelete(eid: EID, iccid: ICCID) throws -> FunctionExecutionStatus {
-        let stored = try requireEIS(eid)
-        guard let profile = stored.eis.profiles.first(where: { $0.iccid == iccid }) else { return .success }
-        let machine = LifecycleMachine(kind: .delete, iccid: iccid, aid: profile.isdPAID, function: "platform.AutoDelete", caller: nil,
-                                       requester: nil, autoDelete: [])
-        let now = clock.now()
-        let operationID = try store.write { tx in
-            try tx.insertOperation(eid: eid, kind: "delete", iccid: iccid, functionCallID: nil, machine: try JSONCoding.encode(machine), now: now)
-        }
-        return try execute(machine, eid: eid, operationID: operationID, functionCallID: nil)
+    /// 3A08 for a notification; once the card has it, the record of the sequence number is dropped
+    /// (the card never sends a confirmed one again, and its 16-bit sequence wraps).
+    func confirm(_ note: CardNotification, eid: EID, session: CardSession?) {
+        guard let session, (try? session.confirm(note.sequence)) != nil else { return }
+        _ = try? store.write { try $0.forgetCardNotification(eid, sequence: note.sequence) }
     }
 
     // MARK: Recovery and card events
@@ -451,7 +453,7 @@ extension SMSR {
         var fresh = 0
         for note in notes {
             if try store.read({ try $0.cardNotificationSeen(eid, sequence: note.sequence) }) {
-                try? session.confirm(note.sequence)
+                confirm(note, eid: eid, session: session)
                 continue
             }
             fresh += 1
@@ -475,7 +477,7 @@ extension SMSR {
                 }
                 try tx.recordCardNotification(eid, sequence: note.sequence, type: Int(note.rawType), aid: note.aid?.bytes ?? [], now: now)
             }
-            try? session.confirm(note.sequence)
+            confirm(note, eid: eid, session: session)
         }
         return fresh
     }
