@@ -45,11 +45,16 @@ public protocol EUICCTransport: Sendable {
     func moMessages(from eid: EID) throws(TransportError) -> [[UInt8]]
     /// An expanded command script for an application of the card; the response script.
     func runScript(_ script: [UInt8], target: ScriptTarget, on eid: EID) throws(TransportError) -> [UInt8]
+    /// Whether `runScript` works (in-process transports); SMS-only transports say false.
+    var runsScripts: Bool { get }
     /// `deliverSMS`, plus the SCP81 administration session the packet asked the card to open (a push).
     func deliverSMSAndTrigger(_ userData: [UInt8], to eid: EID) throws(TransportError) -> (proofOfReceipt: [UInt8]?, trigger: AdminSessionTrigger?)
 }
 
 extension EUICCTransport {
+    /// Whether `runScript` works (in-process transports); SMS-only transports say false.
+    public var runsScripts: Bool { true }
+
     /// Transports that cannot see pushes report none.
     public func deliverSMSAndTrigger(_ userData: [UInt8], to eid: EID) throws(TransportError) -> (proofOfReceipt: [UInt8]?, trigger: AdminSessionTrigger?) {
         (try deliverSMS(userData, to: eid), nil)

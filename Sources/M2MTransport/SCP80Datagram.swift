@@ -154,6 +154,8 @@ public final class SCP80DatagramTransport: EUICCTransport, @unchecked Sendable {
     }
 
     public func runScript(_ script: [UInt8], target: ScriptTarget, on eid: EID) throws(TransportError) -> [UInt8] {
-        throw TransportError(.unreachable, "the UDP endpoint carries SMS only: scripts go over SCP81")
+        throw TransportError(.unreachable, "the UDP endpoint carries SMS only: scripts go over SCP81 or segmented SMS")
     }
+
+    public var runsScripts: Bool { false }
 }

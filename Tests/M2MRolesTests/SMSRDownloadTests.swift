@@ -26,7 +26,9 @@ struct SMSRDownloadTests {
     }
 
     /// The SM-DP's side: returns the statuses of every call, in order.
-    static func download(_ h: H, card: Int, package: [UInt8]) throws -> (aid: AID, iccid: ICCID) {
+    /// `segment`: the SCP03t plaintext segment size; `streamVia`: another SM-SR (same store) for the
+    /// SCP03t part, e.g. one that sends scripts over SMS.
+    static func download(_ h: H, card: Int, package: [UInt8], segment: Int = 1020, streamVia: SMSR? = nil) throws -> (aid: AID, iccid: ICCID) {
         let smdp = RequestContext(caller: H.smdp)
         let eid = h.eid(card)
         let iccid = try ProfilePackage(der: package).header.iccid
@@ -55,16 +57,16 @@ struct SMSRDownloadTests {
         #expect(h.smsr.createISDP(ES3.CreateISDPRequest(functionCallIdentifier: next(), eid: eid, iccid: try ICCID(withoutCheckDigit: "894450000000009999"),
                                                         mnoID: H.mno, requiredMemory: 1_000), context: smdp).functionExecutionStatus.codes == "8.1/4.4")
 
-        func send(_ items: [TLV]) throws -> [TLV] {
-            let response = h.smsr.sendData(ES3.SendDataRequest(functionCallIdentifier: next(), eid: eid, sdAID: aid, data: HexBinary(items.flatMap(\.encoded))),
-                                           context: smdp)
+        func send(_ items: [TLV], via smsr: SMSR? = nil) throws -> [TLV] {
+            let response = (smsr ?? h.smsr).sendData(
+                ES3.SendDataRequest(functionCallIdentifier: next(), eid: eid, sdAID: aid, data: HexBinary(items.flatMap(\.encoded))), context: smdp)
             try #require(response.functionExecutionStatus == .success, "\(response.functionExecutionStatus)")
             return try ExpandedResponseScript(bytes: try #require(response.euiccResponseData).bytes).items
         }
         func command(_ apdu: CommandAPDU) -> TLV { TLV(ExpandedCommandScript.commandTag, apdu.bytes) }
         func responses(_ items: [TLV]) -> [ResponseAPDU] { items.filter { $0.tag == 0x23 }.compactMap { try? ResponseAPDU(bytes: $0.value) } }
 
-        var host = try KeyEstablishmentHost(certificate: h.pki.smdp.certificate!, signingKey: h.pki.smdp.key!, ecasdPublicKey: ecasdKey)
+        let host = try KeyEstablishmentHost(certificate: h.pki.smdp.certificate!, signingKey: h.pki.smdp.key!, ecasdPublicKey: ecasdKey)
         let first = responses(try send([command(.storeData(p1: 0x89, data: host.certificateData(), le: 0))]))
         // The SM-SR put INSTALL [for personalization] first: two R-APDUs, the challenge in the second.
         try #require(first.count == 2 && first.allSatisfy { $0.sw == .success })
@@ -72,12 +74,12 @@ struct SMSRDownloadTests {
         let keys = try host.processReceipt(cardResponse: try #require(second.first).data)
 
         var channel = SCP03tHost(keys: keys, aid: aid.bytes)
-        let opened = try send([channel.initializeUpdate(), try channel.precomputedExternalAuthenticate(sequenceCounter: 1)])
+        let opened = try send([channel.initializeUpdate(), try channel.precomputedExternalAuthenticate(sequenceCounter: 1)], via: streamVia)
         try channel.processInitializeUpdate(opened[0])
         try channel.processExternalAuthenticate(opened[1])
         var final: [UInt8]?
-        for start in stride(from: 0, to: package.count, by: 1020) {
-            let answer = try send([try channel.segment(Array(package[start..<min(start + 1020, package.count)]))])
+        for start in stride(from: 0, to: package.count, by: segment) {
+            let answer = try send([try channel.segment(Array(package[start..<min(start + segment, package.count)]))], via: streamVia)
             if let plain = try channel.processSegmentResponse(try #require(answer.first)) { final = plain }
         }
         #expect(final == EUICCResponse.success.encoded)
@@ -148,6 +150,34 @@ struct SMSRDownloadTests {
         #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e3", eid: eid, iccid: H.iccidA), context: mno).functionExecutionStatus.codes == "8.1/4.4")
         h.clock.advance(Int64(h.smsr.configuration.downloadLeaseSeconds) + 1)
         #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e4", eid: eid, iccid: H.iccidA), context: mno).functionExecutionStatus == .success)
+    }
+
+    @Test("Scripts over SMS: SCP03t segmented into SCP80 packets to the ISD-P's TAR; an item too big for one SMS is 8.1/3.2")
+    func overSMS() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 1)
+        var configuration = h.smsr.configuration
+        configuration.scriptRoute = .sms
+        let sms = try SMSR(configuration: configuration, trust: h.smsr.trust, store: h.store, policy: h.smsr.policy,
+                           transport: InProcessTransport(fleet: h.fleet), clock: h.clock)
+        // Key establishment's certificate does not fit an SMS (no concatenation): refused, not cut.
+        let created = sms.createISDP(ES3.CreateISDPRequest(functionCallIdentifier: "c", eid: h.eid(1), iccid: H.iccidC, mnoID: H.mno, requiredMemory: 30_000),
+                                     context: RequestContext(caller: H.smdp))
+        #expect(created.functionExecutionStatus == .success)
+        let host = try KeyEstablishmentHost(certificate: h.pki.smdp.certificate!, signingKey: h.pki.smdp.key!,
+                                            ecasdPublicKey: try h.fleet.identity(at: 1).ecasdKey().publicKey)
+        let big = sms.sendData(ES3.SendDataRequest(functionCallIdentifier: "s", eid: h.eid(1), sdAID: created.isdPAID,
+                                                   data: HexBinary(TLV(0x22, CommandAPDU.storeData(p1: 0x89, data: host.certificateData(), le: 0).bytes).encoded)),
+                               context: RequestContext(caller: H.smdp))
+        #expect(big.functionExecutionStatus.codes == "8.1/3.2")
+        _ = sms.deleteISDP(ES3.DeleteISDPRequest(functionCallIdentifier: "d", eid: h.eid(1), iccid: H.iccidC), context: RequestContext(caller: H.smdp))
+        // A whole download: key establishment in process, the SCP03t stream in 48-byte segments over SMS.
+        let package = try Self.fixture()
+        let counter = h.fleet.card(at: 1).scp80Counter
+        let (aid, iccid) = try Self.download(h, card: 1, package: package, segment: 48, streamVia: sms)
+        #expect(h.fleet.card(at: 1).scp80Counter.value > counter.value + UInt64(package.count / 48), "one SMS per segment at least")
+        try Self.checkInstalled(h, card: 1, aid: aid, iccid: iccid, package: package)
     }
 
     @Test("TS.48 download over SCP81: push over SCP80, PSK-TLS admin session per script, 204")

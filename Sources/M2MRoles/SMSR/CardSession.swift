@@ -142,6 +142,92 @@ struct CardSession {
         }
     }
 
+    /// The most script bytes one SMS carries (140-byte TP-UD: UDH 3, header 10, CNTR 5, PCNTR 1,
+    /// CC 8, ciphered in 16-byte blocks: 98 bytes of script).
+    static let scriptBytesPerSMS = 98
+
+    /// A script over SMS, segmented for the card's transport: the items (C-APDUs or SCP03t TLVs)
+    /// packed in order into as few SCP80 packets as fit (one script each, to the TAR of the target),
+    /// the response items gathered into one response script. Execution stops at the first packet
+    /// whose answer reports a failure. An item too large for one SMS is refused (`8.1/3.2`).
+    func runScriptOverSMS(_ script: [UInt8], target: ScriptTarget) throws(ES5Failure) -> [UInt8] {
+        guard let command = try? ExpandedCommandScript(bytes: script) else {
+            throw ES5Failure(status: .failed(.isdp, .invalid, identifier: eid.text, message: "not a command script"))
+        }
+        let tar: SCP80TAR
+        switch target {
+        case .isdR: tar = .isdR
+        case .isdP(let aid):
+            guard let defaultTAR = aid.defaultTAR, let t = try? SCP80TAR(bytes: defaultTAR.bytes) else {
+                throw ES5Failure(status: .failed(.isdp, .invalid, identifier: aid.text, message: "the ISD-P AID has no TAR"))
+            }
+            tar = t
+        }
+        // Greedy packing.
+        var packets: [[TLV]] = [[]]
+        var size = 0
+        for item in command.items {
+            let length = item.encoded.count
+            guard length + 4 <= Self.scriptBytesPerSMS else {
+                throw ES5Failure(status: .failed(.euicc, .maximumSizeExceeded, identifier: eid.text,
+                                                 message: "a \(length)-byte script item does not fit one SMS (SMS concatenation is not supported): use SCP81"))
+            }
+            if size + length + 4 > Self.scriptBytesPerSMS, !packets[packets.count - 1].isEmpty {
+                packets.append([])
+                size = 0
+            }
+            packets[packets.count - 1].append(item)
+            size += length
+        }
+        var answers: [TLV] = []
+        var executed = 0
+        for items in packets where !items.isEmpty {
+            let response = try sendScript(ExpandedCommandScript(items: items, coding: .definite), tar: tar)
+            executed += response.executedCommands ?? 0
+            let items = response.items.filter { $0.tag != ExpandedResponseScript.executedTag }
+            answers += items
+            let failed = response.responses.contains { !$0.sw.isSuccessOrWarning }
+                || items.contains { [0x9F44, 0x9F45, 0x9F46].contains($0.tag.rawValue) || $0.tag == ExpandedResponseScript.badFormatTag }
+            if failed { break }
+        }
+        let hasCounts = command.items.contains { $0.tag == ExpandedCommandScript.commandTag }
+        let all = (hasCounts ? [TLV(ExpandedResponseScript.executedTag, [UInt8(min(executed, 255))])] : []) + answers
+        guard let combined = try? ExpandedResponseScript(items: all, coding: command.coding) else {
+            throw ES5Failure(status: .failed(.isdp, .executionError, identifier: eid.text, message: "the card's answers do not form a response script"))
+        }
+        return combined.encoded
+    }
+
+    /// One script in one SCP80 packet to `tar`; the response script from the PoR.
+    func sendScript(_ script: ExpandedCommandScript, tar: SCP80TAR) throws(ES5Failure) -> ExpandedResponseScript {
+        let counter = try reserveCounter()
+        do {
+            var peer = try SCP80Peer(keys: keys, tar: tar, counter: counter)
+            let command = try peer.secure(script)
+            let porBytes: [UInt8]?
+            do {
+                porBytes = try smsr.transport.deliverSMS(command.userData, to: eid)
+            } catch {
+                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "\(error)"), uncertain: true)
+            }
+            guard let porBytes else {
+                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "no PoR"), uncertain: true)
+            }
+            let (por, response) = try peer.open(porBytes, for: command)
+            guard por.status == .ok else {
+                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "PoR status \(por.status)"))
+            }
+            guard por.isAuthenticated, let response else {
+                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "the PoR does not authenticate"), uncertain: true)
+            }
+            return response
+        } catch let failure as ES5Failure {
+            throw failure
+        } catch {
+            throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "SCP80: \(error)"), uncertain: true)
+        }
+    }
+
     /// One command to the ISD-R; its R-APDU.
     func send(_ command: CommandAPDU) throws(ES5Failure) -> ResponseAPDU {
         guard let response = try sendToISDR([command]).first else {

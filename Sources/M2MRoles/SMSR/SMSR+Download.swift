@@ -223,10 +223,14 @@ extension SMSR {
     /// Runs a script as an admin session body; its response script.
     func runScript(_ script: [UInt8], target: ScriptTarget, eid: EID) throws(Refusal) -> [UInt8] {
         do {
-            if let admin = adminServer {
-                return try admin.run(script: script, target: target, eid: eid, smsr: self)
+            switch configuration.scriptRoute {
+            case .automatic:
+                if let admin = adminServer { return try admin.run(script: script, target: target, eid: eid, smsr: self) }
+                if transport.runsScripts { return try transport.runScript(script, target: target, on: eid) }
+                return try CardSession(smsr: self, eid: eid).runScriptOverSMS(script, target: target)
+            case .sms:
+                return try CardSession(smsr: self, eid: eid).runScriptOverSMS(script, target: target)
             }
-            return try transport.runScript(script, target: target, on: eid)
         } catch let refusal as Refusal {
             throw refusal
         } catch let failure as ES5Failure {

@@ -40,6 +40,16 @@ public struct SMSRConfiguration: Sendable {
     public var notificationPolls = 4
     /// How long a download holds its eUICC after CreateISDP or its last SendData (seconds).
     public var downloadLeaseSeconds = 600
+    /// How SendData and UpdateConnectivityParameters scripts reach the card.
+    public var scriptRoute = ScriptRoute.automatic
+
+    public enum ScriptRoute: Sendable {
+        /// SCP81 when an admin server is configured, else the transport's own scripts (in process)
+        /// when it runs them, else SMS.
+        case automatic
+        /// SCP80 packets, the script segmented to fit SMS.
+        case sms
+    }
 
     public init(smsrID: OID, storageKey: SecureBytes) {
         self.smsrID = smsrID
