@@ -66,7 +66,7 @@ struct SMSRDownloadTests {
         func command(_ apdu: CommandAPDU) -> TLV { TLV(ExpandedCommandScript.commandTag, apdu.bytes) }
         func responses(_ items: [TLV]) -> [ResponseAPDU] { items.filter { $0.tag == 0x23 }.compactMap { try? ResponseAPDU(bytes: $0.value) } }
 
-        let host = try KeyEstablishmentHost(certificate: h.pki.smdp.certificate!, signingKey: h.pki.smdp.key!, ecasdPublicKey: ecasdKey)
+        var host = try KeyEstablishmentHost(certificate: h.pki.smdp.certificate!, signingKey: h.pki.smdp.key!, ecasdPublicKey: ecasdKey)
         let first = responses(try send([command(.storeData(p1: 0x89, data: host.certificateData(), le: 0))]))
         // The SM-SR put INSTALL [for personalization] first: two R-APDUs, the challenge in the second.
         try #require(first.count == 2 && first.allSatisfy { $0.sw == .success })
