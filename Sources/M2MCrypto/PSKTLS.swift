@@ -233,10 +233,23 @@ public struct FileDescriptorStream {
     public let descriptor: Int32
     /// Seconds to wait for the peer before giving up.
     public var timeout: Double
+    /// The whole exchange ends by then (monotonic nanoseconds), however the peer paces its bytes.
+    public let deadline: UInt64
 
-    public init(descriptor: Int32, timeout: Double = 30) {
+    /// `timeout` per wait, and for the whole exchange `total` (default: 4 × `timeout`). Sends time
+    /// out too (SO_SNDTIMEO).
+    public init(descriptor: Int32, timeout: Double = 30, total: Double? = nil) {
         self.descriptor = descriptor
         self.timeout = timeout
+        self.deadline = Self.now() + UInt64(max(0, total ?? timeout * 4) * 1e9)
+        var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 
     /// Sends everything the connection has to send.
@@ -259,7 +272,10 @@ public struct FileDescriptorStream {
     public func pull(_ connection: PSKTLSConnection) throws(CryptoError) -> Bool {
         var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         while true {
-            let ready = poll(&poller, 1, Int32(max(1, timeout * 1000)))
+            let now = Self.now()
+            guard now < deadline else { throw CryptoError(code: .tlsFailure, detail: "the exchange took longer than allowed") }
+            let wait = min(timeout * 1000, Double(deadline - now) / 1e6)
+            let ready = poll(&poller, 1, Int32(max(1, wait)))
             if ready < 0, errno == EINTR { continue }
             if ready < 0 { throw CryptoError(code: .tlsFailure, detail: "poll: \(String(cString: strerror(errno)))") }
             if ready == 0 { throw CryptoError(code: .tlsFailure, detail: "the peer sent nothing for \(timeout) s") }

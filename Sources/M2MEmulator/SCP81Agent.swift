@@ -131,7 +131,7 @@ public enum SCP81Client {
         let identity = fleet.identity(at: index)
         let descriptor = try TCPSocket.connect(host: host, port: port)
         defer { TCPSocket.close(descriptor) }
-        let stream = FileDescriptorStream(descriptor: descriptor, timeout: timeout)
+        let stream = FileDescriptorStream(descriptor: descriptor, timeout: timeout, total: timeout * 60)
         let connection = try PSKTLSConnection(client: context, identity: identity.scp81Identity.text, key: identity.scp81PSK)
         try stream.handshake(connection)
         var session = AdminAgentSession(eid: identity.eid, trigger: trigger)

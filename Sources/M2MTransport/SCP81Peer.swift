@@ -118,7 +118,7 @@ public enum SCP81Peer {
     ) throws -> Session {
         let descriptor = try TCPSocket.accept(listener, timeout: timeout)
         defer { TCPSocket.close(descriptor) }
-        let stream = FileDescriptorStream(descriptor: descriptor, timeout: timeout)
+        let stream = FileDescriptorStream(descriptor: descriptor, timeout: timeout, total: timeout * 20)
         let connection = try PSKTLSConnection(server: context) { text in
             guard let identity = try? SCP81PSKIdentity(text: text) else { return nil }
             return keyFor(identity)
