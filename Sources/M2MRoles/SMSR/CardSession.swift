@@ -110,36 +110,11 @@ struct CardSession {
 
     /// Sends `commands` to the ISD-R in one packet; the R-APDUs of the commands the card executed.
     func sendToISDR(_ commands: [CommandAPDU]) throws(ES5Failure) -> [ResponseAPDU] {
-        let counter = try reserveCounter()
-        do {
-            var peer = try SCP80Peer(keys: keys, tar: .isdR, counter: counter)
-            let command = try peer.secure(ExpandedCommandScript(commands: commands))
-            let porBytes: [UInt8]?
-            do {
-                porBytes = try smsr.transport.deliverSMS(command.userData, to: eid)
-            } catch {
-                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "\(error)"), uncertain: true)
-            }
-            guard let porBytes else {
-                throw ES5Failure(status: .failed(.euicc, .inaccessible, identifier: eid.text, message: "no PoR"), uncertain: true)
-            }
-            let (por, script) = try peer.open(porBytes, for: command)
-            guard por.status == .ok else {
-                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "PoR status \(por.status)"))
-            }
-            guard por.isAuthenticated else {
-                throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "the PoR does not authenticate"), uncertain: true)
-            }
-            guard let script else { throw ES5Failure(status: .failed(.isdr, .executionError, identifier: eid.text, message: "no response script")) }
-            if script.items.contains(where: { $0.tag == ExpandedResponseScript.badFormatTag }) {
-                throw ES5Failure(status: .failed(.isdr, .invalid, identifier: eid.text, message: "the card refused the script as bad format"))
-            }
-            return script.responses
-        } catch let failure as ES5Failure {
-            throw failure
-        } catch {
-            throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "SCP80: \(error)"), uncertain: true)
+        let script = try sendScript(ExpandedCommandScript(commands: commands), tar: .isdR)
+        if script.items.contains(where: { $0.tag == ExpandedResponseScript.badFormatTag }) {
+            throw ES5Failure(status: .failed(.isdr, .invalid, identifier: eid.text, message: "the card refused the script as bad format"))
         }
+        return script.responses
     }
 
     /// The most script bytes one SMS carries (140-byte TP-UD: UDH 3, header 10, CNTR 5, PCNTR 1,
@@ -217,9 +192,10 @@ struct CardSession {
             guard por.status == .ok else {
                 throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "PoR status \(por.status)"))
             }
-            guard por.isAuthenticated, let response else {
+            guard por.isAuthenticated else {
                 throw ES5Failure(status: .failed(.isdr, .verificationFailed, identifier: eid.text, message: "the PoR does not authenticate"), uncertain: true)
             }
+            guard let response else { throw ES5Failure(status: .failed(.isdr, .executionError, identifier: eid.text, message: "no response script")) }
             return response
         } catch let failure as ES5Failure {
             throw failure
