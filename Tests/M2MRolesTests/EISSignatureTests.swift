@@ -4,6 +4,7 @@
 import Foundation
 import M2MCore
 import M2MCrypto
+import M2MEmulator
 import M2MRoles
 import M2MSOAP
 import M2MTestKit
@@ -41,6 +42,24 @@ struct EISSignatureTests {
         // Formatting does not matter: the compact form verifies too.
         let compact = try #require(try SOAPCodec.decode(SOAPCodec.encode(envelope, indent: 0)).message as? ES1.RegisterEISRequest).eis
         try EISSignature.verify(compact, eumKey: pki.eum.publicKey)
+    }
+
+    @Test("The canonical forms written directly equal the written, read back and canonicalised forms", arguments: Curve.allCases)
+    func canonicalFormsAgree(curve: Curve) throws {
+        let pki = Self.pkis[curve]!
+        let fleet = try Fleet(seed: Array("c14n".utf8), count: 3, curve: curve, ciPublicKey: pki.ci.publicKey,
+                              eum: EUMIssuer(key: pki.eumKey, eumID: "1.3.6.1.4.1.99999.1.1"))
+        var samples = [try Self.signedEIS(pki)]
+        for index in 0..<3 {
+            let info = try fleet.eumSignedInfo(at: index, productionDate: SystemClock().now())
+            let signature = try EISSignature.sign(info, with: pki.eumKey, keyName: "EUM <&> \"key\"")
+            samples.append(try fleet.eis(at: index, signedInfo: info, signature: signature, smsrID: "1.3.6.1.4.1.99999.2.1"))
+        }
+        for eis in samples {
+            #expect(EISSignature.canonicalSignedInfo(eis.eumSignedInfo) == EISSignature.canonicalSignedInfoByReparsing(eis.eumSignedInfo))
+            #expect(EISSignature.canonicalSignedInfoOfSignature(eis.eumSignature) == EISSignature.canonicalSignedInfoOfSignatureByReparsing(eis.eumSignature))
+            try EISSignature.verify(eis, eumKey: pki.eum.publicKey)
+        }
     }
 
     @Test("Any change to EumSignedInfo, the signature or the chain is refused", arguments: Curve.allCases)

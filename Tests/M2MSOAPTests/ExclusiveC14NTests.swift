@@ -70,4 +70,62 @@ struct ExclusiveC14NTests {
         }
         #expect(checked > 10)
     }
+
+    @Test("The canonical writer gives ExclusiveC14N's bytes for the EIS parts, and libxml2's for namespaces, attributes and escapes")
+    func canonicalWriter() throws {
+        let eis = SampleMessages.eis()
+        // EIS parts: the canonical writer against ExclusiveC14N over the same subtree written, read back.
+        let parts: [(String, [String: String], (inout XMLWriter) -> Void)] = [
+            ("Eis", ["rps": Namespace.rps], { eis.write("rps:Eis", to: &$0) }),
+            ("EumSignedInfo", ["rps": Namespace.rps], { eis.eumSignedInfo.write("rps:EumSignedInfo", to: &$0) }),
+            ("SignedInfo", ["rps": Namespace.rps, "ds": Namespace.xmldsig], { eis.eumSignature.writeSignedInfo(to: &$0) }),
+        ]
+        for (name, inScope, write) in parts {
+            var canonical = XMLWriter(canonicalIn: inScope)
+            write(&canonical)
+            var ordinary = XMLWriter(declaration: false, indent: 2)
+            ordinary.startElement("rps:Wrapper")
+            for (prefix, uri) in inScope.sorted(by: { $0.key < $1.key }) { ordinary.attribute("xmlns:\(prefix)", uri) }
+            write(&ordinary)
+            ordinary.endElement()
+            let root = try XMLReader.parse(ordinary.bytes, limits: .default, knownNamespaces: Namespace.known)
+            let expected = ExclusiveC14N.canonicalize(try #require(root.children.first))
+            #expect(canonical.bytes == expected, "\(name)")
+            #expect(try Self.xmllintC14N(canonical.bytes) == canonical.bytes, "\(name): libxml2 finds the form canonical")
+        }
+        // Namespaces declared, redeclared, undeclared; prefixed and plain attributes in any order;
+        // escapes in text and attributes; empty and whitespace-only leaves: against libxml2 directly.
+        func document(_ w: inout XMLWriter) {
+            w.startElement("a:root")
+            w.attribute("z", "1")
+            w.attribute("xmlns:b", "urn:b")
+            w.attribute("b:y", "2")
+            w.attribute("xmlns:a", "urn:a")
+            w.attribute("a:x", "3")
+            w.attribute("m", "q\"<&>\t\n\r")
+            w.attribute("xmlns:unused", "urn:unused")
+            w.startElement("b:child")
+            w.attribute("xmlns:a", "urn:other")
+            w.leaf("a:grand", " x & < > \r ")
+            w.leaf("b:again", "y")
+            w.endElement()
+            w.startElement("plain")
+            w.attribute("xmlns", "urn:default")
+            w.startElement("inner")
+            w.attribute("xmlns", "")
+            w.attribute("a:x", "4")
+            w.endElement()
+            w.leaf("deep", "d")
+            w.endElement()
+            w.leaf("a:empty", "")
+            w.leaf("a:spaces", "   ")
+            w.endElement()
+        }
+        var canonical = XMLWriter(canonicalIn: [:])
+        document(&canonical)
+        var ordinary = XMLWriter(declaration: true, indent: 0)
+        document(&ordinary)
+        let theirs = try Self.xmllintC14N(ordinary.bytes)
+        #expect(canonical.bytes == theirs, "\(String(decoding: canonical.bytes, as: UTF8.self)) ≠ \(String(decoding: theirs, as: UTF8.self))")
+    }
 }

@@ -13,8 +13,17 @@ import M2MWire
 import M2MXML
 
 public enum EISSignature {
-    /// exc-c14n of EumSignedInfo as this platform writes it.
+    /// exc-c14n of EumSignedInfo as this platform writes it, written directly in canonical form
+    /// (XMLWriter(canonicalIn:)); the same bytes as ExclusiveC14N over the element written and read
+    /// back (`canonicalSignedInfoByReparsing`, the tests' oracle), without the parse.
     public static func canonicalSignedInfo(_ info: EUMSignedInfo) -> [UInt8] {
+        var writer = XMLWriter(canonicalIn: ["rps": Namespace.rps], capacity: 4096)
+        info.write("rps:EumSignedInfo", to: &writer)
+        return writer.bytes
+    }
+
+    /// exc-c14n of EumSignedInfo the long way: written, read back, canonicalised.
+    public static func canonicalSignedInfoByReparsing(_ info: EUMSignedInfo) -> [UInt8] {
         ExclusiveC14N.canonicalize(element(named: "EumSignedInfo", namespace: Namespace.rps) { info.write("rps:EumSignedInfo", to: &$0) })
     }
 
@@ -65,8 +74,15 @@ public enum EISSignature {
         return key
     }
 
-    /// exc-c14n of ds:SignedInfo of `signature`.
-    static func canonicalSignedInfoOfSignature(_ signature: XMLSignature) -> [UInt8] {
+    /// exc-c14n of ds:SignedInfo of `signature`, written directly in canonical form.
+    public static func canonicalSignedInfoOfSignature(_ signature: XMLSignature) -> [UInt8] {
+        var writer = XMLWriter(canonicalIn: ["rps": Namespace.rps, "ds": Namespace.xmldsig], capacity: 1024)
+        signature.writeSignedInfo(to: &writer)
+        return writer.bytes
+    }
+
+    /// exc-c14n of ds:SignedInfo the long way: the signature written, read back, its SignedInfo canonicalised.
+    public static func canonicalSignedInfoOfSignatureByReparsing(_ signature: XMLSignature) -> [UInt8] {
         let wrapper = element(named: "EumSignature", namespace: Namespace.rps) { signature.write("rps:EumSignature", to: &$0) }
         guard let signedInfo = wrapper.children.first(where: { $0.name == XMLName(Namespace.xmldsig, "SignedInfo") }) else { return [] }
         return ExclusiveC14N.canonicalize(signedInfo)

@@ -52,6 +52,23 @@ extension XMLSignature: XMLValue {
     public func write(_ qname: String, to w: inout XMLWriter) {
         w.startElement(qname)
         w.attribute("xmlns:ds", Namespace.xmldsig)
+        writeSignedInfo(to: &w)
+        w.element("ds:SignatureValue", signatureValue)
+        if keyName != nil || !x509Certificates.isEmpty {
+            w.startElement("ds:KeyInfo")
+            w.optional("ds:KeyName", keyName)
+            if !x509Certificates.isEmpty {
+                w.startElement("ds:X509Data")
+                w.each("ds:X509Certificate", x509Certificates)
+                w.endElement()
+            }
+            w.endElement()
+        }
+        w.endElement()
+    }
+
+    /// Writes ds:SignedInfo (the prefix `ds` must be bound to XML-DSig where it goes).
+    public func writeSignedInfo(to w: inout XMLWriter) {
         w.startElement("ds:SignedInfo")
         w.startElement("ds:CanonicalizationMethod")
         w.attribute("Algorithm", canonicalizationMethod)
@@ -75,18 +92,6 @@ extension XMLSignature: XMLValue {
             w.attribute("Algorithm", reference.digestMethod)
             w.endElement()
             w.element("ds:DigestValue", reference.digestValue)
-            w.endElement()
-        }
-        w.endElement()
-        w.element("ds:SignatureValue", signatureValue)
-        if keyName != nil || !x509Certificates.isEmpty {
-            w.startElement("ds:KeyInfo")
-            w.optional("ds:KeyName", keyName)
-            if !x509Certificates.isEmpty {
-                w.startElement("ds:X509Data")
-                w.each("ds:X509Certificate", x509Certificates)
-                w.endElement()
-            }
             w.endElement()
         }
         w.endElement()
