@@ -56,17 +56,18 @@ public struct ECPublicKey: Sendable, Hashable, CustomStringConvertible {
     public func isValidSignature(_ signature: ECDSASignature, for message: some ContiguousBytes) -> Bool {
         let der: [UInt8]
         do { der = try signature.derRepresentation } catch { return false }
-        return message.withUnsafeBytes { data in
-            guard let mdctx = EVP_MD_CTX_new() else { return false }
-            defer { EVP_MD_CTX_free(mdctx) }
-            guard EVP_DigestVerifyInit(mdctx, nil, Algorithms.sha256, nil, box.pointer) == 1 else {
-                _ = OpenSSLErrorStack.drain()
-                return false
-            }
-            let ok = EVP_DigestVerify(mdctx, der, der.count, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count) == 1
-            if !ok { _ = OpenSSLErrorStack.drain() }
-            return ok
+        // SHA-256 first, then the ECDSA verification of the digest: the same check as
+        // EVP_DigestVerify without a digest context's set-up per call (measured in bench smsr's ingest).
+        let digest = SHA256.hash(message)
+        guard let context = EVP_PKEY_CTX_new(box.pointer, nil) else { return false }
+        defer { EVP_PKEY_CTX_free(context) }
+        guard EVP_PKEY_verify_init(context) == 1 else {
+            _ = OpenSSLErrorStack.drain()
+            return false
         }
+        let ok = EVP_PKEY_verify(context, der, der.count, digest, digest.count) == 1
+        if !ok { _ = OpenSSLErrorStack.drain() }
+        return ok
     }
 
     /// Throws `invalidSignature` unless the signature verifies.
