@@ -106,6 +106,22 @@ public struct NewOutboxItem: Sendable, Hashable {
     }
 }
 
+/// A new eUICC's rows, encoded before the transaction that inserts them (`SMSRStore.prepare`,
+/// callable on any thread): a batch of registrations encodes its documents on every core and its
+/// write transaction holds only SQLite work.
+public struct NewEIS: Sendable {
+    public let eid: EID
+    let eumID: OID
+    let smsrID: OID
+    /// The EIS document without profiles or audit trail.
+    let document: [UInt8]
+    let profiles: [(profile: ProfileInfo, document: [UInt8])]
+    public let keys: [SealedKey]
+    let scp80Counter: UInt64
+    /// The registration's audit record, encoded.
+    let audit: [UInt8]?
+}
+
 /// A registered party and its role.
 public struct Party: Sendable, Hashable {
     public enum Role: String, Sendable, Hashable, CaseIterable { case mno = "MNO", m2mSP = "M2MSP", smdp = "SMDP", eum = "EUM", smsr = "SMSR" }
@@ -128,6 +144,8 @@ public protocol SMSRDocumentCodec: Sendable {
     func decodeEIS(_ bytes: [UInt8]) throws -> EIS
     func encode(_ profile: ProfileInfo) throws -> [UInt8]
     func decodeProfile(_ bytes: [UInt8]) throws -> ProfileInfo
+    func encode(_ record: AuditTrailRecord) throws -> [UInt8]
+    func decodeAuditRecord(_ bytes: [UInt8]) throws -> AuditTrailRecord
 }
 
 /// Sorted-key JSON documents.
@@ -142,6 +160,8 @@ public struct JSONDocumentCodec: SMSRDocumentCodec {
 
     public func encode(_ eis: EIS) throws -> [UInt8] { Array(try encoder().encode(eis)) }
     public func decodeEIS(_ bytes: [UInt8]) throws -> EIS { try JSONDecoder().decode(EIS.self, from: Data(bytes)) }
+    public func encode(_ record: AuditTrailRecord) throws -> [UInt8] { Array(try encoder().encode(record)) }
+    public func decodeAuditRecord(_ bytes: [UInt8]) throws -> AuditTrailRecord { try JSONDecoder().decode(AuditTrailRecord.self, from: Data(bytes)) }
     public func encode(_ profile: ProfileInfo) throws -> [UInt8] { Array(try encoder().encode(profile)) }
     public func decodeProfile(_ bytes: [UInt8]) throws -> ProfileInfo { try JSONDecoder().decode(ProfileInfo.self, from: Data(bytes)) }
 }
@@ -189,6 +209,8 @@ public protocol SMSRWriting: SMSRReading {
     func upsertParty(_ party: Party) throws(StorageError)
     /// A new EIS (profiles included, key values stripped by the caller) and its sealed ISD-R keys.
     func insertEIS(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, now: Timestamp) throws(StorageError)
+    /// A new EIS prepared by `SMSRStore.prepare` (with its audit record when it has one).
+    func insertEIS(_ new: NewEIS, now: Timestamp) throws(StorageError)
     /// Replaces the EIS document and its profiles (a whole-EIS update, as a role computes it).
     func updateEIS(_ eis: EIS, now: Timestamp) throws(StorageError)
     func setSCP80Counter(_ eid: EID, _ counter: UInt64) throws(StorageError)
@@ -200,6 +222,9 @@ public protocol SMSRWriting: SMSRReading {
     func beginFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], now: Timestamp) throws(StorageError) -> Int64
     /// Stores the call's response — once: a call already answered keeps its first answer.
     func completeFunctionCall(_ id: Int64, response: [UInt8], now: Timestamp) throws(StorageError)
+    /// A call answered within the transaction that received it (begin and complete in one row).
+    func recordFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], response: [UInt8], now: Timestamp)
+        throws(StorageError)
     func insertOperation(eid: EID, kind: String, iccid: ICCID?, functionCallID: Int64?, machine: [UInt8], now: Timestamp) throws(StorageError) -> Int64
     func updateOperation(_ id: Int64, state: OperationRecord.State, machine: [UInt8], now: Timestamp) throws(StorageError)
     func appendOutbox(_ items: [NewOutboxItem], operationID: Int64?, now: Timestamp) throws(StorageError)
@@ -221,6 +246,8 @@ public protocol SMSRWriting: SMSRReading {
 public protocol SMSRStore: Sendable {
     func read<R>(_ body: (any SMSRReading) throws -> R) throws -> R
     func write<R>(_ body: (any SMSRWriting) throws -> R) throws -> R
+    /// Encodes a new eUICC's rows for `SMSRWriting.insertEIS(_:now:)` (no database access).
+    func prepare(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, audit: AuditTrailRecord?) throws(StorageError) -> NewEIS
 }
 
 // MARK: - Schema
@@ -307,6 +334,10 @@ public final class SQLiteSMSRStore: SMSRStore {
 
     public func write<R>(_ body: (any SMSRWriting) throws -> R) throws -> R {
         try database.write { try body(SQLiteSMSRTransaction(connection: $0, codec: codec)) }
+    }
+
+    public func prepare(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, audit: AuditTrailRecord?) throws(StorageError) -> NewEIS {
+        try SQLiteSMSRTransaction.prepare(eis, keys: keys, scp80Counter: scp80Counter, audit: audit, codec: codec)
     }
 }
 
@@ -417,7 +448,9 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     func auditTrail(_ eid: EID) throws(StorageError) -> [AuditTrailRecord] {
         guard let id = try eisID(eid) else { return [] }
         return try connection.query("SELECT record FROM audit_trail WHERE eis_id = ?1 ORDER BY id", [.integer(id)])
-            .map { (row) throws(StorageError) in try decode(AuditTrailRecord.self, row[0].bytes) }
+            .map { (row) throws(StorageError) in
+                do { return try codec.decodeAuditRecord(row[0].bytes ?? []) } catch { throw StorageError(.corrupt, "an audit record does not decode") }
+            }
     }
 
     func functionCall(caller: OID, identifier: String) throws(StorageError) -> FunctionCallRecord? {
@@ -541,26 +574,45 @@ struct SQLiteSMSRTransaction: SMSRWriting {
                            [.text(party.oid.text), .text(party.role.rawValue)])
     }
 
-    func insertEIS(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, now: Timestamp) throws(StorageError) {
+    static func prepare(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, audit: AuditTrailRecord?, codec: any SMSRDocumentCodec)
+        throws(StorageError) -> NewEIS
+    {
         var document = eis
         document.profiles = []
         document.auditTrail = nil
+        func encoded<T>(_ what: String, _ body: () throws -> T) throws(StorageError) -> T {
+            do { return try body() } catch { throw StorageError(.corrupt, "cannot encode \(what)") }
+        }
+        return NewEIS(eid: eis.eid, eumID: eis.eumSignedInfo.eumID, smsrID: eis.smsrID,
+                      document: try encoded("an EIS document") { try codec.encode(document) },
+                      profiles: try encoded("a Profile document") { try eis.profiles.map { ($0, try codec.encode($0)) } },
+                      keys: keys, scp80Counter: scp80Counter,
+                      audit: try encoded("an audit record") { try audit.map { try codec.encode($0) } })
+    }
+
+    func insertEIS(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, now: Timestamp) throws(StorageError) {
+        try insertEIS(try Self.prepare(eis, keys: keys, scp80Counter: scp80Counter, audit: nil, codec: codec), now: now)
+    }
+
+    func insertEIS(_ new: NewEIS, now: Timestamp) throws(StorageError) {
         try connection.run(
             "INSERT INTO eis(eid, eum_id, smsr_id, document, registered_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            [.text(eis.eid.text), .text(eis.eumSignedInfo.eumID.text), .text(eis.smsrID.text), .blob(try encodeEIS(document)), .text(now.text)])
+            [.text(new.eid.text), .text(new.eumID.text), .text(new.smsrID.text), .blob(new.document), .text(now.text)])
         let id = connection.lastInsertRowID
-        for key in keys {
+        for key in new.keys {
             try connection.run(
                 "INSERT INTO isdr_key(eis_id, keyset_version, key_index, key_type, kcv, sealed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 [.integer(id), SQLiteValue(key.keysetVersion), SQLiteValue(key.keyIndex), SQLiteValue(Int(key.keyType)), .blob(key.kcv), .blob(key.sealed)])
         }
-        try connection.run("INSERT INTO scp80_state(eis_id, counter) VALUES (?1, ?2)", [.integer(id), .integer(Int64(bitPattern: scp80Counter))])
-        try writeProfiles(eis.profiles, eisID: id)
+        try connection.run("INSERT INTO scp80_state(eis_id, counter) VALUES (?1, ?2)", [.integer(id), .integer(Int64(bitPattern: new.scp80Counter))])
+        try insertProfiles(new.profiles, eisID: id)
+        if let audit = new.audit {
+            try connection.run("INSERT INTO audit_trail(eis_id, record, created_at) VALUES (?1, ?2, ?3)", [.integer(id), .blob(audit), .text(now.text)])
+        }
     }
 
-    func writeProfiles(_ profiles: [ProfileInfo], eisID id: Int64) throws(StorageError) {
-        try connection.run("DELETE FROM profile WHERE eis_id = ?1", [.integer(id)])
-        for (position, profile) in profiles.enumerated() {
+    func insertProfiles(_ profiles: [(profile: ProfileInfo, document: [UInt8])], eisID id: Int64) throws(StorageError) {
+        for (position, (profile, document)) in profiles.enumerated() {
             try connection.run(
                 """
                 INSERT INTO profile(eis_id, iccid, isdp_aid, mno_id, smdp_id, profile_type, state, fallback, emergency, position, document)
@@ -568,9 +620,15 @@ struct SQLiteSMSRTransaction: SMSRWriting {
                 """,
                 [.integer(id), .text(profile.iccid.text), .text(profile.isdPAID.text), .text(profile.mnoID.text), SQLiteValue(profile.smdpID?.text),
                  SQLiteValue(profile.profileType?.text), .text(profile.state.rawValue), SQLiteValue(profile.fallbackAttribute),
-                 SQLiteValue(profile.emergencyProfileAttribute), SQLiteValue(position), .blob(try encodeProfile(profile))])
+                 SQLiteValue(profile.emergencyProfileAttribute), SQLiteValue(position), .blob(document)])
         }
     }
+
+    func writeProfiles(_ profiles: [ProfileInfo], eisID id: Int64) throws(StorageError) {
+        try connection.run("DELETE FROM profile WHERE eis_id = ?1", [.integer(id)])
+        try insertProfiles(try profiles.map { (profile) throws(StorageError) in (profile, try encodeProfile(profile)) }, eisID: id)
+    }
+
 
     func updateEIS(_ eis: EIS, now: Timestamp) throws(StorageError) {
         let id = try requireEISID(eis.eid)
@@ -587,8 +645,10 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     }
 
     func appendAudit(_ record: AuditTrailRecord, now: Timestamp) throws(StorageError) {
+        let bytes: [UInt8]
+        do { bytes = try codec.encode(record) } catch { throw StorageError(.corrupt, "cannot encode an audit record") }
         try connection.run("INSERT INTO audit_trail(eis_id, record, created_at) VALUES (?1, ?2, ?3)",
-                           [.integer(try requireEISID(record.eid)), .blob(try encode(record)), .text(now.text)])
+                           [.integer(try requireEISID(record.eid)), .blob(bytes), .text(now.text)])
     }
 
     func upsertPLMA(_ plma: PLMA, now: Timestamp) throws(StorageError) {
@@ -621,6 +681,17 @@ struct SQLiteSMSRTransaction: SMSRWriting {
             "INSERT INTO function_call(caller, identifier, function, request_digest, state, received_at) VALUES (?1, ?2, ?3, ?4, 'accepted', ?5)",
             [.text(caller.text), .text(identifier), .text(function), .blob(digest), .text(now.text)])
         return connection.lastInsertRowID
+    }
+
+    func recordFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], response: [UInt8], now: Timestamp)
+        throws(StorageError)
+    {
+        try connection.run(
+            """
+            INSERT INTO function_call(caller, identifier, function, request_digest, state, response, received_at, completed_at)
+            VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, ?6)
+            """,
+            [.text(caller.text), .text(identifier), .text(function), .blob(digest), .blob(response), .text(now.text)])
     }
 
     func completeFunctionCall(_ id: Int64, response: [UInt8], now: Timestamp) throws(StorageError) {

@@ -201,6 +201,11 @@ public final class SQLiteDatabase: @unchecked Sendable {
         /// `NORMAL` survives process kills (WAL); `FULL` also power loss, at a cost per commit.
         public var synchronousFull = false
         public var readers = 2
+        /// The page size of a database this creates (an existing one keeps its own). SQLite's 4 KiB
+        /// by default: measured in `m2mrsp bench smsr`, 16 KiB registers EIS ~6 % faster (a commit
+        /// writes fewer, larger WAL frames) but enables ~20 % slower (each small update writes a
+        /// whole page to the WAL): docs/storage.md, "Page size".
+        public var pageSize = 4096
 
         public init() {}
     }
@@ -220,6 +225,10 @@ public final class SQLiteDatabase: @unchecked Sendable {
     public init(path: String, configuration: Configuration = .init(), migrations: [Migration]) throws(StorageError) {
         self.path = path
         let connection = try SQLiteConnection(path: path, readOnly: false)
+        // Only an empty database takes a page size, and only before WAL mode writes its header.
+        if try connection.row("PRAGMA page_count")?[0].int == 0 {
+            try connection.execute("PRAGMA page_size=\(configuration.pageSize)")
+        }
         let mode = try connection.row("PRAGMA journal_mode=WAL")?[0].string
         guard mode?.lowercased() == "wal" else { throw StorageError(.open, "\(path): WAL journal mode refused (\(mode ?? "?"))") }
         try connection.execute("PRAGMA synchronous=\(configuration.synchronousFull ? "FULL" : "NORMAL"); PRAGMA foreign_keys=ON;")

@@ -158,4 +158,49 @@ struct SMSRStoreTests {
             #expect(try tx.activeOperations().isEmpty)
         }
     }
+
+    @Test("A prepared EIS goes in with its keys, counter and audit record; a call answered at once is one completed row")
+    func preparedRegistration() throws {
+        let temp = try TempDatabase()
+        let store = try SQLiteSMSRStore(path: temp.path)
+        let eis = SampleMessages.eis()
+        let key = SealedKey(keysetVersion: 1, keyIndex: 1, keyType: 0x88, kcv: [1, 2, 3], sealed: [UInt8](repeating: 9, count: 48))
+        let audit = AuditTrailRecord(eid: eis.eid, smsrID: eis.smsrID, operationDate: Self.now, operationType: [1, 1], requesterID: "1.3.6.1.4.1.99999.1.1",
+                                     operationExecutionStatus: .success)
+        let new = try store.prepare(eis, keys: [key], scp80Counter: 5, audit: audit)
+        try store.write { (tx) throws in
+            try tx.insertEIS(new, now: Self.now)
+            try tx.recordFunctionCall(caller: "1.3.6.1.4.1.99999.1.1", identifier: "reg-1", function: "ES1.RegisterEIS", digest: [1], response: [2, 3],
+                                      now: Self.now)
+        }
+        try store.read { (tx) throws in
+            var expected = eis
+            expected.auditTrail = nil
+            #expect(try tx.eis(eis.eid)?.eis == expected)
+            #expect(try tx.isdrKeys(eis.eid) == [key])
+            #expect(try tx.scp80Counter(eis.eid) == 5)
+            #expect(try tx.auditTrail(eis.eid) == [audit])
+            let call = try #require(try tx.functionCall(caller: "1.3.6.1.4.1.99999.1.1", identifier: "reg-1"))
+            #expect(call.state == .completed && call.response == [2, 3] && call.requestDigest == [1])
+        }
+        // The same EID again: the UNIQUE constraint refuses it and the transaction rolls back.
+        #expect(throws: StorageError(.constraint, "")) { try store.write { try $0.insertEIS(new, now: Self.now) } }
+    }
+
+    @Test("A new database takes the configured page size (4 KiB by default); an existing one keeps its own")
+    func pageSize() throws {
+        let temp = try TempDatabase()
+        do {
+            var configuration = SQLiteDatabase.Configuration()
+            configuration.pageSize = 8192
+            let store = try SQLiteSMSRStore(path: temp.path, configuration: configuration)
+            #expect(try store.database.read { try $0.row("PRAGMA page_size")?[0].int } == 8192)
+            store.database.close()
+        }
+        let reopened = try SQLiteSMSRStore(path: temp.path)
+        #expect(try reopened.database.read { try $0.row("PRAGMA page_size")?[0].int } == 8192)
+        let other = try TempDatabase()
+        let fresh = try SQLiteSMSRStore(path: other.path)
+        #expect(try fresh.database.read { try $0.row("PRAGMA page_size")?[0].int } == 4096)
+    }
 }

@@ -32,4 +32,12 @@ public struct XMLDocumentCodec: SMSRDocumentCodec {
     public func decodeEIS(_ bytes: [UInt8]) throws -> EIS { try EIS(xmlElement: try Self.unwrap(bytes), path: "Eis") }
     public func encode(_ profile: ProfileInfo) throws -> [UInt8] { Self.wrap { profile.write("rps:ProfileInfo", to: &$0) } }
     public func decodeProfile(_ bytes: [UInt8]) throws -> ProfileInfo { try ProfileInfo(xmlElement: try Self.unwrap(bytes), path: "ProfileInfo") }
+    public func encode(_ record: AuditTrailRecord) throws -> [UInt8] { Self.wrap { record.write("rps:AuditTrailRecord", to: &$0) } }
+
+    /// An audit record; rows written by the JSON codec (before the XML codec kept audit records,
+    /// docs/storage.md) still read.
+    public func decodeAuditRecord(_ bytes: [UInt8]) throws -> AuditTrailRecord {
+        if bytes.first == UInt8(ascii: "{") { return try JSONDocumentCodec().decodeAuditRecord(bytes) }
+        return try AuditTrailRecord(xmlElement: try Self.unwrap(bytes), path: "AuditTrailRecord")
+    }
 }
