@@ -77,6 +77,42 @@ struct SMSRTests {
         #expect(h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.mno)).allSatisfy { $0.functionExecutionStatus.codes == "1.1/1.2" })
     }
 
+    @Test("A batch over several write slices: answers in order, a duplicate in a later slice refused, a retry answered from the rows")
+    func registrationBatchSlices() throws {
+        let cards = 230
+        let h = try H(cards: cards)
+        defer { h.cleanUp() }
+        var requests: [ES1.RegisterEISRequest] = []
+        for card in 0..<cards {
+            var eis = try h.eis(card: card)
+            if card == 150 { eis.eumSignedInfo.platformType = try String100(text: "tampered") }
+            requests.append(ES1.RegisterEISRequest(functionCallIdentifier: "s\(card)", eis: eis))
+        }
+        // Card 3's EIS again, under another identifier, in the third slice.
+        requests.insert(ES1.RegisterEISRequest(functionCallIdentifier: "again", eis: try h.eis(card: 3)), at: 210)
+        let answers = h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.eumID))
+        #expect(answers.count == requests.count)
+        for (index, answer) in answers.enumerated() {
+            let expected = switch index {
+            case 150: "8.1.2/6.1"
+            case 210: "8.1.1/3.3"
+            default: "EXECUTED_SUCCESS"
+            }
+            #expect(answer.functionExecutionStatus.codes == expected, "request \(index)")
+        }
+        #expect(try h.store.read { try $0.eisCount() } == cards - 1)
+        #expect(try h.stored(150) == nil && h.stored(229) != nil)
+        // Each registration wrote its audit record (in the XML codec's form).
+        let trail = try h.store.read { try $0.auditTrail(h.eid(229)) }
+        #expect(trail.count == 1 && trail.first?.requesterID == H.eumID && trail.first?.operationExecutionStatus == .success)
+        // The whole batch again (a retry after a lost answer): the same answers, nothing new stored.
+        #expect(h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.eumID)) == answers)
+        #expect(try h.store.read { try $0.eisCount() } == cards - 1)
+        // An audit row written as JSON (before the XML codec kept audit records) still reads.
+        let legacy = try JSONDocumentCodec().encode(try #require(trail.first))
+        #expect(try XMLDocumentCodec().decodeAuditRecord(legacy) == trail.first)
+    }
+
     @Test("EnableProfile by the owner: the card switches, 3A08 confirms, EIS and outbox follow; the same call again changes nothing")
     func enable() throws {
         let h = try H()

@@ -8,20 +8,22 @@ import M2MCore
 import M2MCrypto
 
 struct KeySealer: Sendable {
-    let encryptionKey: SecureBytes
+    /// The AES key, scheduled once (a registration seals three keys).
+    let cipher: AESKeyedCipher
     let mac: AESCMAC
 
     init(storageKey: SecureBytes) throws(CryptoError) {
         guard storageKey.count == 32 else { throw CryptoError(code: .invalidKey, detail: "the storage key is 32 bytes (AES-128 key ‖ CMAC key)") }
-        encryptionKey = storageKey[0..<16]
+        cipher = try AESKeyedCipher(key: storageKey[0..<16])
         mac = try AESCMAC(key: storageKey[16..<32])
     }
 
-    func seal(_ secret: SecureBytes, context: [UInt8] = []) throws(CryptoError) -> [UInt8] {
-        let iv = SecureRandom.bytes(16)
+    /// Seals `secret`; `iv` is 16 fresh random bytes (the caller may draw several at once).
+    func seal(_ secret: SecureBytes, context: [UInt8] = [], iv: [UInt8] = SecureRandom.bytes(16)) throws(CryptoError) -> [UInt8] {
+        guard iv.count == 16 else { throw CryptoError(code: .invalidInput, detail: "the IV is 16 bytes") }
         var padded = Padding.iso9797M2(secret.bytes)
         defer { m2mZero(&padded) }
-        let ciphertext = try BlockCipher.cbc(.aes, encrypt: true, key: encryptionKey, iv: iv, data: padded)
+        let ciphertext = try cipher.cbc(encrypt: true, iv: iv, data: padded)
         let body = iv + ciphertext
         return body + mac.mac(Self.bound(context), body)
     }
@@ -40,7 +42,7 @@ struct KeySealer: Sendable {
         guard ConstantTime.equal(mac.mac(Self.bound(context), body), Array(sealed.suffix(16))) else {
             throw CryptoError(code: .invalidMAC, detail: "a sealed key does not verify under this storage key")
         }
-        var plain = try BlockCipher.cbc(.aes, encrypt: false, key: encryptionKey, iv: Array(body.prefix(16)), data: Array(body.dropFirst(16)))
+        var plain = try cipher.cbc(encrypt: false, iv: Array(body.prefix(16)), data: Array(body.dropFirst(16)))
         defer { m2mZero(&plain) }
         return SecureBytes(try Padding.removeISO9797M2(plain))
     }
