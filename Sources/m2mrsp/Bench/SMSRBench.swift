@@ -3,7 +3,9 @@
 //
 //   RegisterEIS ingest     batches of 1 000 through `registerEISBatch` (EUM certificate once per
 //                          batch, CERT.ECASD.ECKA and the EIS signature per EIS on every core, keys
-//                          sealed, one transaction) beside raw SQLite inserts of the same rows.
+//                          sealed, slices of 100 written while the next are checked), best of 3
+//                          rounds, beside raw SQLite inserts of the same rows — and beside its crypto
+//                          floor: the 2 ECDSA verifications per EIS alone on every core, same rounds.
 //                          Target ≥ 10 000 EIS/s.
 //   GetEIS latency         p50/p99 of ES4.GetEIS by the owner (the whole pipeline: caller,
 //                          idempotency row, read, filter, response row) with 1M EIS stored
@@ -27,6 +29,7 @@ import M2MStorage
 import M2MTestKit
 import M2MTransport
 import M2MWire
+import Synchronization
 
 struct SMSRBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -67,7 +70,7 @@ struct SMSRBench: ParsableCommand {
         defer { try? FileManager.default.removeItem(at: directory) }
         let pki = try TestPKI.generate(curve: .p256)
         var figures: [BenchFigure] = []
-        if wants("ingest") { figures.append(try ingest(pki: pki, directory: directory)) }
+        if wants("ingest") { figures += try ingest(pki: pki, directory: directory) }
         if wants("geteis") { figures += try getEIS(pki: pki, directory: directory) }
         if wants("enable") { figures.append(try enable(pki: pki, directory: directory)) }
         try Bench.print(BenchReport(suite: "smsr", figures: figures), json: json)
@@ -90,60 +93,88 @@ struct SMSRBench: ParsableCommand {
 
     // MARK: - Ingest
 
-    func ingest(pki: TestPKI, directory: URL) throws -> BenchFigure {
+    func ingest(pki: TestPKI, directory: URL) throws -> [BenchFigure] {
         let count = quick ? 2_000 : 10_000
         let batch = 1_000
+        let rounds = quick ? 1 : 3
         Self.progress("ingest: building \(count) EIS (each CERT.ECASD.ECKA and EIS signed by the test EUM)…")
         let fleet = try Fleet(seed: Array("bench smsr ingest".utf8), count: count, curve: .p256, ciPublicKey: pki.ci.publicKey,
                               eum: EUMIssuer(key: pki.eumKey, eumID: Self.eumID))
         let now = SystemClock().now()
         var requests: [ES1.RegisterEISRequest] = []
+        // What the crypto floor verifies: per EIS, CERT.ECASD.ECKA's signed data and the EIS's canonical SignedInfo.
+        var signatures: [(message: [UInt8], signature: ECDSASignature)] = []
         for index in 0..<count {
             let info = try fleet.eumSignedInfo(at: index, productionDate: now)
             let signature = try EISSignature.sign(info, with: pki.eumKey, keyName: "EUM-TEST-KEY")
             let eis = try fleet.eis(at: index, signedInfo: info, signature: signature, smsrID: Self.smsrID)
             requests.append(ES1.RegisterEISRequest(functionCallIdentifier: "ingest-\(index)", eis: eis))
+            let certificate = try fleet.ecasdCertificate(at: index)
+            signatures.append((certificate.signedData, try ECDSASignature(rawRepresentation: certificate.signature, curve: .p256)))
+            signatures.append((EISSignature.canonicalSignedInfoOfSignature(signature),
+                               try ECDSASignature(rawRepresentation: signature.signatureValue.bytes, curve: .p256)))
         }
-        let (smsr, store) = try makeSMSR(pki: pki, path: directory.appendingPathComponent("ingest.sqlite").path, fleet: fleet)
-        let start = DispatchTime.now().uptimeNanoseconds
-        var refused = 0
-        for offset in stride(from: 0, to: count, by: batch) {
-            let answers = smsr.registerEISBatch(Array(requests[offset..<min(offset + batch, count)]), context: RequestContext(caller: Self.eumID))
-            refused += answers.filter { $0.functionExecutionStatus != .success }.count
-        }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        guard refused == 0 else { throw ValidationError("\(refused) EIS were refused in the ingest run") }
-        let ours = Double(count) / seconds
-        // The baseline: the same stripped EIS documents and key rows, raw SQLite, same batches.
-        let codec = XMLDocumentCodec()
-        let documents = try store.read { tx in try requests.map { request -> [UInt8] in try codec.encode(try tx.eis(request.eis.eid)!.eis) } }
-        let raw = try RawSQLite(path: directory.appendingPathComponent("raw.sqlite").path)
-        try raw.execute("""
-            CREATE TABLE eis(id INTEGER PRIMARY KEY, eid TEXT NOT NULL UNIQUE, eum_id TEXT NOT NULL, smsr_id TEXT NOT NULL, document BLOB NOT NULL,
-              version INTEGER NOT NULL DEFAULT 1, registered_at TEXT NOT NULL, updated_at TEXT NOT NULL) STRICT;
-            CREATE TABLE isdr_key(eis_id INTEGER NOT NULL, keyset_version INTEGER NOT NULL, key_index INTEGER NOT NULL, key_type INTEGER NOT NULL,
-              kcv BLOB NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY(eis_id, keyset_version, key_index)) STRICT;
-            """)
+        // Each round: a fresh SM-SR and database, the same requests; then the same rows raw; then the
+        // floor. The best round of each counts (a burst of noise on the machine does not decide).
+        var ours = 0.0, rawRate = 0.0, floor = 0.0
         let sealed = [UInt8](repeating: 0x5A, count: 48)
-        let rawStart = DispatchTime.now().uptimeNanoseconds
-        for offset in stride(from: 0, to: count, by: batch) {
-            try raw.execute("BEGIN IMMEDIATE")
-            for index in offset..<min(offset + batch, count) {
-                let eid = requests[index].eis.eid.text
-                try raw.insert("INSERT INTO eis(eid, eum_id, smsr_id, document, registered_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                               [.text(eid), .text(Self.eumID.text), .text(Self.smsrID.text), .blob(documents[index]), .text(now.text)])
-                let id = raw.lastInsertRowID
-                for (version, key) in [(1, 1), (1, 2), (0x40, 1)] {
-                    try raw.insert("INSERT INTO isdr_key(eis_id, keyset_version, key_index, key_type, kcv, sealed) VALUES (?1, ?2, ?3, 136, ?4, ?5)",
-                                   [.integer(id), .integer(Int64(version)), .integer(Int64(key)), .blob([1, 2, 3]), .blob(sealed)])
-                }
+        for round in 0..<rounds {
+            let (smsr, store) = try makeSMSR(pki: pki, path: directory.appendingPathComponent("ingest-\(round).sqlite").path, fleet: fleet)
+            let start = DispatchTime.now().uptimeNanoseconds
+            var refused = 0
+            for offset in stride(from: 0, to: count, by: batch) {
+                let answers = smsr.registerEISBatch(Array(requests[offset..<min(offset + batch, count)]), context: RequestContext(caller: Self.eumID))
+                refused += answers.filter { $0.functionExecutionStatus != .success }.count
             }
-            try raw.execute("COMMIT")
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            guard refused == 0 else { throw ValidationError("\(refused) EIS were refused in the ingest run") }
+            ours = max(ours, Double(count) / seconds)
+            // The baseline: the same stripped EIS documents and key rows, raw SQLite, same batches.
+            let codec = XMLDocumentCodec()
+            let documents = try store.read { tx in try requests.map { request -> [UInt8] in try codec.encode(try tx.eis(request.eis.eid)!.eis) } }
+            store.database.close()
+            let raw = try RawSQLite(path: directory.appendingPathComponent("raw-\(round).sqlite").path)
+            try raw.execute("""
+                CREATE TABLE eis(id INTEGER PRIMARY KEY, eid TEXT NOT NULL UNIQUE, eum_id TEXT NOT NULL, smsr_id TEXT NOT NULL, document BLOB NOT NULL,
+                  version INTEGER NOT NULL DEFAULT 1, registered_at TEXT NOT NULL, updated_at TEXT NOT NULL) STRICT;
+                CREATE TABLE isdr_key(eis_id INTEGER NOT NULL, keyset_version INTEGER NOT NULL, key_index INTEGER NOT NULL, key_type INTEGER NOT NULL,
+                  kcv BLOB NOT NULL, sealed BLOB NOT NULL, PRIMARY KEY(eis_id, keyset_version, key_index)) STRICT;
+                """)
+            let rawStart = DispatchTime.now().uptimeNanoseconds
+            for offset in stride(from: 0, to: count, by: batch) {
+                try raw.execute("BEGIN IMMEDIATE")
+                for index in offset..<min(offset + batch, count) {
+                    let eid = requests[index].eis.eid.text
+                    try raw.insert("INSERT INTO eis(eid, eum_id, smsr_id, document, registered_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                                   [.text(eid), .text(Self.eumID.text), .text(Self.smsrID.text), .blob(documents[index]), .text(now.text)])
+                    let id = raw.lastInsertRowID
+                    for (version, key) in [(1, 1), (1, 2), (0x40, 1)] {
+                        try raw.insert("INSERT INTO isdr_key(eis_id, keyset_version, key_index, key_type, kcv, sealed) VALUES (?1, ?2, ?3, 136, ?4, ?5)",
+                                       [.integer(id), .integer(Int64(version)), .integer(Int64(key)), .blob([1, 2, 3]), .blob(sealed)])
+                    }
+                }
+                try raw.execute("COMMIT")
+            }
+            rawRate = max(rawRate, Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - rawStart) / 1e9))
+            // The floor: the two ECDSA verifications per EIS alone, on every core.
+            let key = pki.eum.publicKey
+            let list = signatures
+            let failures = Atomic<Int>(0)
+            let floorStart = DispatchTime.now().uptimeNanoseconds
+            DispatchQueue.concurrentPerform(iterations: list.count) { index in
+                if !key.isValidSignature(list[index].signature, for: list[index].message) { failures.add(1, ordering: .relaxed) }
+            }
+            floor = max(floor, Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - floorStart) / 1e9))
+            guard failures.load(ordering: .relaxed) == 0 else { throw ValidationError("a signature of the floor run does not verify") }
         }
-        let rawRate = Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - rawStart) / 1e9)
-        return BenchFigure(
-            name: "RegisterEIS ingest, \(count) EIS in batches of \(batch) (CERT.ECASD.ECKA + EIS signature verified, ISD-R keys sealed; baseline: raw SQLite insert of the same rows)",
-            value: ours, unit: "EIS/s", baseline: rawRate, ratio: ours / rawRate, target: 0, meets: ours >= 10_000, absoluteTarget: "≥ 10000 EIS/s")
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let what = "\(count) EIS in batches of \(batch), best of \(rounds) (CERT.ECASD.ECKA + EIS signature verified, ISD-R keys sealed)"
+        return [
+            BenchFigure(name: "RegisterEIS ingest, \(what); baseline: raw SQLite insert of the same rows", value: ours, unit: "EIS/s",
+                        baseline: rawRate, ratio: ours / rawRate, target: 0, meets: ours >= 10_000, absoluteTarget: "≥ 10000 EIS/s"),
+            BenchFigure(name: "RegisterEIS ingest beside its crypto floor (baseline: the 2 ECDSA P-256 verifications per EIS alone, on all \(cores) cores)",
+                        value: ours, unit: "EIS/s", baseline: floor, ratio: ours / floor, target: 0, meets: true, absoluteTarget: nil),
+        ]
     }
 
     // MARK: - GetEIS
@@ -293,6 +324,7 @@ final class RawSQLite {
             throw ValidationError("cannot open \(path)")
         }
         db = handle
+        // The same settings as the SM-SR's store (WAL, synchronous=NORMAL, SQLite's page size).
         try execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
     }
 
