@@ -202,7 +202,7 @@ public final class SQLiteDatabase: @unchecked Sendable {
         public var synchronousFull = false
         public var readers = 2
         /// The page size of a database this creates (an existing one keeps its own). SQLite's 4 KiB
-        /// by default: measured in `m2mrsp bench smsr`, 16 KiB registers EIS ~6 % faster (a commit
+        /// by default: measured in `m2mrsp bench smsr`, 16 KiB registers EIS ~5 % faster (a commit
         /// writes fewer, larger WAL frames) but enables ~20 % slower (each small update writes a
         /// whole page to the WAL): docs/storage.md, "Page size".
         public var pageSize = 4096

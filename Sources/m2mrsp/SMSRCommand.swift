@@ -162,12 +162,12 @@ struct SMSRCommand: ParsableCommand {
         var caller: String?
         @Option(help: "The FunctionCallIdentifier (default: <action>-<ICCID>).")
         var fci: String?
-        @Option(name: .customLong("crash-at"), help: "Kill this process (SIGKILL) at: beforeES5, afterES5, beforeCommit.")
+        @Option(name: .customLong("crash-at"), help: "Kill this process (SIGKILL) at: beforeES5, afterES5, beforeCommit, afterCommit.")
         var crashAt: String?
 
         func validate() throws {
             guard ["enable", "disable", "delete"].contains(action) else { throw ValidationError("the action is enable, disable or delete") }
-            if let crashAt, SMSRFaults.Point(rawValue: crashAt) == nil { throw ValidationError("--crash-at is beforeES5, afterES5 or beforeCommit") }
+            if let crashAt, SMSRFaults.Point(rawValue: crashAt) == nil { throw ValidationError("--crash-at is beforeES5, afterES5, beforeCommit or afterCommit") }
         }
 
         func run() throws {

@@ -310,7 +310,7 @@ struct SMSRTests {
 
     @Test("A crash after the card switched: recovery commits the one true outcome; before ES5: it rolls back; a retry returns that outcome")
     func crashRecovery() throws {
-        for point in SMSRFaults.Point.allCases {
+        for point in [SMSRFaults.Point.beforeES5, .afterES5, .beforeCommit] {
             var h = try H()
             defer { h.cleanUp() }
             try h.register(card: 0)
@@ -335,6 +335,38 @@ struct SMSRTests {
             let enabled = try h.outbox().filter { $0.messageType == "ES4-HandleProfileEnabledNotification" }
             #expect(enabled.count <= 1)
         }
+    }
+
+    @Test("A crash after an enable committed, before its 3A08 and the POL2 Auto-Delete it recorded: recovery deletes, a poll confirms")
+    func crashBeforeAutoDelete() throws {
+        var h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 0)
+        let eid = h.eid(0)
+        try h.grantPLMA(functions: [], notifications: [.profileDeleted])
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e1", eid: eid, iccid: H.iccidB), context: RequestContext(caller: H.mno))
+            .functionExecutionStatus == .success)
+        #expect(h.smsr.updatePolicyRules(ES4.UpdatePolicyRulesRequest(functionCallIdentifier: "p", eid: eid, iccid: H.iccidB,
+                                                                      pol2: POL2(rules: [.init(action: .disable, qualification: .autoDelete)])),
+                                         context: RequestContext(caller: H.mno)).functionExecutionStatus == .success)
+        try h.restart(faults: SMSRFaults(crashAt: .afterCommit))
+        let request = ES4.EnableProfileRequest(functionCallIdentifier: "e2", eid: eid, iccid: H.iccidA)
+        _ = h.smsr.enableProfile(request, context: RequestContext(caller: H.mno))  // the process "died" after the commit
+        #expect(h.fleet.card(at: 0).isdp(H.a)?.lifeCycle == .enabled)
+        #expect(h.fleet.card(at: 0).isdp(H.b) != nil, "the deletion had not run")
+        #expect(!h.fleet.card(at: 0).pendingNotifications.isEmpty, "the enable's notification was not confirmed")
+        #expect(try h.store.read { try $0.activeOperations() }.map(\.kind) == ["delete"], "the deletion was recorded with the enable")
+        try h.restart()
+        #expect(try h.smsr.recover() == 1)
+        #expect(h.fleet.card(at: 0).isdp(H.b) == nil)
+        #expect(try h.stored(0)?.profiles.map(\.iccid) == [H.iccidA])
+        #expect(try h.store.read { try $0.activeOperations() }.isEmpty)
+        #expect(try h.outbox().contains { $0.messageType == "ES4-HandleProfileDeletedNotification" && $0.recipient == H.sp })
+        // The retried enable answers what was committed; the card's resent notification is confirmed, changing nothing.
+        #expect(h.smsr.enableProfile(request, context: RequestContext(caller: H.mno)).functionExecutionStatus == .success)
+        #expect(try h.smsr.pollNotifications(eid: eid) == 0)
+        #expect(h.fleet.card(at: 0).pendingNotifications.isEmpty)
+        #expect(try h.stored(0)?.profiles.first?.state == .enabled)
     }
 
     @Test("The card falls back on its own (connectivity loss): the MO notification updates the EIS and is confirmed")

@@ -325,6 +325,7 @@ extension SMSR {
             return events
         }
         _ = events
+        try crash(at: .afterCommit)
         // The card resends a notification until it is confirmed (3A08).
         for note in notes { confirm(note, eid: eid, session: session) }
         if let (delete, id) = autoDeletion {
@@ -420,6 +421,14 @@ extension SMSR {
                                notes: notes, session: session)
             case nil:
                 // Not visible in GET STATUS (the attributes): send the idempotent command again.
+                do {
+                    _ = try execute(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID)
+                } catch is Unresolved {
+                    continue
+                }
+            case false? where machine.caller == nil:
+                // A platform operation (POL2 Auto-Delete) that never reached the card: nobody waits
+                // for an answer and nothing says to give it up; it runs now.
                 do {
                     _ = try execute(machine, eid: operation.eid, operationID: operation.id, functionCallID: operation.functionCallID)
                 } catch is Unresolved {

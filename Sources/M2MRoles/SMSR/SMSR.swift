@@ -83,6 +83,9 @@ public struct SMSRFaults: Sendable {
         case afterES5
         /// After the card's notification was read, before the outcome is committed.
         case beforeCommit
+        /// After the outcome is committed, before the card's notifications are confirmed (3A08) and
+        /// before a POL2 Auto-Delete it recorded runs.
+        case afterCommit
     }
 
     public var crashAt: Point?
