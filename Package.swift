@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "M2MEmulator", targets: ["M2MEmulator"]),
         .library(name: "M2MTransport", targets: ["M2MTransport"]),
         .library(name: "M2MStorage", targets: ["M2MStorage"]),
+        .library(name: "M2MTrace", targets: ["M2MTrace"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -57,6 +58,9 @@ let package = Package(
         // The eUICC emulator: meets the platform only through bytes (never imports Roles, Storage, Server).
         .target(name: "M2MEmulator", dependencies: ["M2MCore", "M2MWire", "M2MCrypto", "M2MTransport"], swiftSettings: strict),
 
+        // `m2mrsp trace`: captured ES5/ES8 traffic decoded and verified with the user's keys (docs/trace.md).
+        .target(name: "M2MTrace", dependencies: ["M2MCore", "M2MWire", "M2MCrypto"], swiftSettings: strict),
+
         // Role logic (SM-SR, SM-DP, EUM, MNO): the EIS signature, the SM-SR.
         .target(
             name: "M2MRoles",
@@ -71,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "m2mrsp",
             dependencies: [
-                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy", "M2MCrypto", "M2MWire", "M2MRoles", "M2MEmulator", "M2MTransport", "M2MStorage", "COpenSSL", "CSQLite",
+                "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy", "M2MCrypto", "M2MWire", "M2MRoles", "M2MEmulator", "M2MTransport", "M2MStorage", "M2MTrace", "COpenSSL", "CSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -90,6 +94,10 @@ let package = Package(
             dependencies: [
                 "M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit", "M2MStorage", "M2MPolicy", "M2MTransport", "M2MEmulator",
             ], swiftSettings: strict),
+        .testTarget(
+            name: "M2MTraceTests",
+            dependencies: ["M2MTrace", "M2MEmulator", "M2MTransport", "M2MCrypto", "M2MWire", "M2MCore", "M2MTestKit"],
+            exclude: ["Captures"], swiftSettings: strict),
         .testTarget(name: "M2MStorageTests", dependencies: ["M2MStorage", "M2MCore", "M2MTestKit"], swiftSettings: strict),
         .testTarget(name: "M2MPolicyTests", dependencies: ["M2MPolicy", "M2MCore", "CLuaShims"], swiftSettings: strict),
         .testTarget(
