@@ -61,11 +61,13 @@ public struct TraceReport: Sendable, Hashable, Codable {
     public var entries: [TraceEntry]
     /// The decrypted profile package's elements, when an SCP03t download was decrypted.
     public var profileElements: [TraceProfileElement]
+    /// Its header: version, ICCID, Profile Type, mandated services.
+    public var profileHeader: [String] = []
     public var summary: TraceSummary
     /// The decrypted profile package bytes (not in the JSON output: `--extract-profile` writes them).
     public var profilePackage: [UInt8]?
 
-    enum CodingKeys: String, CodingKey { case entries, profileElements, summary }
+    enum CodingKeys: String, CodingKey { case entries, profileElements, profileHeader, summary }
 
     public var hasFailures: Bool { summary.failed > 0 }
 
@@ -88,6 +90,7 @@ public struct TraceReport: Sendable, Hashable, Codable {
         }
         if !profileElements.isEmpty {
             out += "Profile package (\(profileElements.count) elements):\n"
+            for line in profileHeader { out += "    \(line)\n" }
             for element in profileElements {
                 out += "    PE \(element.index) \(element.type)\(element.identification.map { " id \($0)" } ?? ""), \(element.size) bytes\n"
             }

@@ -115,6 +115,7 @@ public struct Tracer: Sendable {
             }
         }
         var elements: [TraceProfileElement] = []
+        var header: [String] = []
         var profile: [UInt8]?
         if !package.isEmpty {
             profile = package
@@ -122,9 +123,12 @@ public struct Tracer: Sendable {
                 elements = parsed.elements.map {
                     TraceProfileElement(index: $0.index, type: $0.type.name, identification: $0.identification, size: $0.size)
                 }
+                let h = parsed.header
+                header = ["header: version \(h.majorVersion).\(h.minorVersion), ICCID \(h.iccid.text)\(h.profileType.map { ", Profile Type \($0)" } ?? "")",
+                          "mandated services: \(h.mandatoryServiceNames.isEmpty ? "none" : h.mandatoryServiceNames.joined(separator: ", "))"]
             }
         }
-        return TraceReport(entries: entries, profileElements: elements, summary: summary, profilePackage: profile)
+        return TraceReport(entries: entries, profileElements: elements, profileHeader: header, summary: summary, profilePackage: profile)
     }
 
     // MARK: - Exchanges

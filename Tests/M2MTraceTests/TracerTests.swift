@@ -198,6 +198,8 @@ struct TracerTests {
         }
         #expect(report.profilePackage == download.package)
         #expect(report.profileElements.first?.type == "header" && report.profileElements.last?.type == "end")
+        let header = try ProfilePackage(der: download.package).header
+        #expect(report.profileHeader.first?.contains("ICCID \(header.iccid.text)") == true)
         #expect(passed.filter { $0 == "C-MAC" }.count == (download.package.count + 1023) / 1024, "one per segment")
 
         // Flips: the certificate's signature, the 3A02 signature, a segment's C-MAC, the final R-MAC.
