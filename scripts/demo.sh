@@ -51,6 +51,9 @@ sleep 1
 $bin emulate --probe-scp81 127.0.0.1:18880 --card 3
 wait "$server"
 
+step "A real eUICC's key establishment and SCP03t session (published test vectors), traced and checked"
+$bin trace Tests/M2MTraceTests/Captures/real-card-2016-11-08.jsonl --keys Tests/M2MTraceTests/Captures/real-card-2016-11-08.keys.json | tail -12
+
 step "SOAP benchmark (quick)"
 $bin bench soap --quick
 
