@@ -227,6 +227,13 @@ public enum SCP80Observer {
         return keys
     }
 
+    static func decipher(_ data: [UInt8], with keys: SCP80KeySet) throws(CryptoError) -> [UInt8] {
+        guard data.count % keys.cipherAlgorithm.blockSize == 0 else {
+            throw CryptoError(code: .invalidInput, detail: "ciphered data of \(data.count) bytes is not whole blocks")
+        }
+        return try SCP80Crypto.decrypt(keys.cipherAlgorithm, key: keys.kic, data)
+    }
+
     /// The key sets a command packet needs (KIc when ciphered, KID with a CC), by key version.
     public static func neededKeyVersions(_ packet: SCP80CommandPacket) -> [UInt8] {
         var versions: [UInt8] = []
@@ -241,13 +248,7 @@ public enum SCP80Observer {
         try SCP80Crypto.wire { () throws(SCP80Error) in try packet.validate() }
         let spi = packet.spi
         var plain = packet.securedData
-        if spi.ciphered {
-            let keys = try keySet(keySets, packet.kic, cipher: true)
-            guard plain.count % keys.cipherAlgorithm.blockSize == 0 else {
-                throw CryptoError(code: .invalidInput, detail: "ciphered data of \(plain.count) bytes is not whole blocks")
-            }
-            plain = try SCP80Crypto.decrypt(keys.cipherAlgorithm, key: keys.kic, plain)
-        }
+        if spi.ciphered { plain = try decipher(plain, with: try keySet(keySets, packet.kic, cipher: true)) }
         let ccLength = packet.checksumLength
         let fields = try SCP80Crypto.wire { () throws(SCP80Error) in try SCP80CommandFields(plain: plain, checksumLength: ccLength) }
         var checked = false
@@ -278,13 +279,7 @@ public enum SCP80Observer {
             throw CryptoError(code: .invalidMAC, detail: "RHL \(packet.headerLength) does not announce the \(ccLength)-byte CC the command asked for")
         }
         var plain = packet.securedData
-        if spi.porCiphered {
-            let keys = try keySet(keySets, command.kic, cipher: true)
-            guard plain.count % keys.cipherAlgorithm.blockSize == 0 else {
-                throw CryptoError(code: .invalidInput, detail: "ciphered PoR of \(plain.count) bytes is not whole blocks")
-            }
-            plain = try SCP80Crypto.decrypt(keys.cipherAlgorithm, key: keys.kic, plain)
-        }
+        if spi.porCiphered { plain = try decipher(plain, with: try keySet(keySets, command.kic, cipher: true)) }
         let fields = try SCP80Crypto.wire { () throws(SCP80Error) in try SCP80ResponseFields(plain: plain, checksumLength: ccLength) }
         if expectsCC {
             let keys = try keySet(keySets, command.kid, cipher: false)

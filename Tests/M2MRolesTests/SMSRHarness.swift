@@ -123,6 +123,20 @@ struct SMSRHarness {
         #expect(response.functionExecutionStatus == .success)
     }
 
+    /// Card 0 registered, B enabled (A disabled), B's POL2 "DISABLE → Auto-Delete", the M2M SP told
+    /// of deletions: the next enable of A has B deleted by the platform. Returns the EID.
+    func prepareAutoDelete() throws -> EID {
+        try register(card: 0)
+        let eid = eid(0)
+        try grantPLMA(functions: [], notifications: [.profileDeleted])
+        #expect(smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e1", eid: eid, iccid: Self.iccidB), context: RequestContext(caller: Self.mno))
+            .functionExecutionStatus == .success)
+        let rules = POL2(rules: [.init(action: .disable, qualification: .autoDelete)])
+        #expect(smsr.updatePolicyRules(ES4.UpdatePolicyRulesRequest(functionCallIdentifier: "p", eid: eid, iccid: Self.iccidB, pol2: rules),
+                                       context: RequestContext(caller: Self.mno)).functionExecutionStatus == .success)
+        return eid
+    }
+
     func cleanUp() { try? FileManager.default.removeItem(at: directory) }
 }
 

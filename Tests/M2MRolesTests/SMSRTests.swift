@@ -270,14 +270,7 @@ struct SMSRTests {
     func autoDelete() throws {
         let h = try H()
         defer { h.cleanUp() }
-        try h.register(card: 0)
-        let eid = h.eid(0)
-        try h.grantPLMA(functions: [], notifications: [.profileDeleted])
-        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e1", eid: eid, iccid: H.iccidB), context: RequestContext(caller: H.mno))
-            .functionExecutionStatus == .success)
-        let rules = POL2(rules: [.init(action: .disable, qualification: .autoDelete)])
-        #expect(h.smsr.updatePolicyRules(ES4.UpdatePolicyRulesRequest(functionCallIdentifier: "p", eid: eid, iccid: H.iccidB, pol2: rules),
-                                         context: RequestContext(caller: H.mno)).functionExecutionStatus == .success)
+        let eid = try h.prepareAutoDelete()
         // Enabling A disables B, whose POL2 then has it deleted: on the card and in the EIS.
         #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e2", eid: eid, iccid: H.iccidA), context: RequestContext(caller: H.mno))
             .functionExecutionStatus == .success)
@@ -341,14 +334,7 @@ struct SMSRTests {
     func crashBeforeAutoDelete() throws {
         var h = try H()
         defer { h.cleanUp() }
-        try h.register(card: 0)
-        let eid = h.eid(0)
-        try h.grantPLMA(functions: [], notifications: [.profileDeleted])
-        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e1", eid: eid, iccid: H.iccidB), context: RequestContext(caller: H.mno))
-            .functionExecutionStatus == .success)
-        #expect(h.smsr.updatePolicyRules(ES4.UpdatePolicyRulesRequest(functionCallIdentifier: "p", eid: eid, iccid: H.iccidB,
-                                                                      pol2: POL2(rules: [.init(action: .disable, qualification: .autoDelete)])),
-                                         context: RequestContext(caller: H.mno)).functionExecutionStatus == .success)
+        let eid = try h.prepareAutoDelete()
         try h.restart(faults: SMSRFaults(crashAt: .afterCommit))
         let request = ES4.EnableProfileRequest(functionCallIdentifier: "e2", eid: eid, iccid: H.iccidA)
         _ = h.smsr.enableProfile(request, context: RequestContext(caller: H.mno))  // the process "died" after the commit
