@@ -93,6 +93,7 @@ let package = Package(
             name: "M2MRolesTests",
             dependencies: [
                 "M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit", "M2MStorage", "M2MPolicy", "M2MTransport", "M2MEmulator",
+                "M2MTrace",
             ], swiftSettings: strict),
         .testTarget(
             name: "M2MTraceTests",

@@ -5,7 +5,9 @@
 #
 #   card 0: enable Profile 01, SIGKILL after the card executed it  → recovery commits "enabled"
 #   card 1: enable Profile 01, SIGKILL before any ES5 command      → recovery commits "not done"
-#   then: each retry of the killed call answers the recovered outcome, EIS and cards agree.
+#   then: each retry of the killed call answers the recovered outcome, EIS and cards agree;
+#   and the ES5 traffic of the SM-SR processes, captured (--capture), traces with no failed check
+#   with each card's keys (`m2mrsp trace`, `emulate --keyring`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${M2MRSP_BIN:-.build/debug/m2mrsp}
@@ -47,14 +49,14 @@ for case in "0 afterES5 Enabled EXECUTED_SUCCESS" "1 beforeES5 Disabled FAILED";
   scp80=(--scp80 "127.0.0.1:$port")
   rc=0
   # In a child shell: its own report of the SIGKILL goes to /dev/null with the rest.
-  bash -c '"$0" "$@"; exit $?' "$bin" smsr profile enable "${common[@]}" "${scp80[@]}" --eid "$eid" --iccid "$iccid" --crash-at "$point" > /dev/null 2>&1 || rc=$?
+  bash -c '"$0" "$@"; exit $?' "$bin" smsr profile enable "${common[@]}" "${scp80[@]}" --capture "$work/es5.jsonl" --eid "$eid" --iccid "$iccid" --crash-at "$point" > /dev/null 2>&1 || rc=$?
   [ "$rc" -eq 137 ] || fail "card $card: the SM-SR was to be killed at $point (exit $rc)"
   [[ "$(state "$card")" == *"active=1"* ]] || fail "card $card: no operation left active after the kill: $(state "$card")"
-  recovered=$("$bin" smsr recover "${common[@]}" "${scp80[@]}")
+  recovered=$("$bin" smsr recover "${common[@]}" "${scp80[@]}" --capture "$work/es5.jsonl")
   [ "$recovered" = "1 operation(s) recovered" ] || fail "card $card: recover said '$recovered'"
   after=$(state "$card")
   [[ "$after" == *"${iccid: -4}:$expected"* && "$after" == *"active=0"* ]] || fail "card $card: after recovery: $after"
-  retry=$("$bin" smsr profile enable "${common[@]}" "${scp80[@]}" --eid "$eid" --iccid "$iccid" 2>&1 || true)
+  retry=$("$bin" smsr profile enable "${common[@]}" "${scp80[@]}" --capture "$work/es5.jsonl" --eid "$eid" --iccid "$iccid" 2>&1 || true)
   [[ "$retry" == "$outcome"* ]] || fail "card $card: the retried call answered '$retry', not the recovered $outcome"
   echo "crash-test: card $card killed at $point → recovered: $after; retry answered ${retry%% *}"
 done
@@ -66,5 +68,14 @@ for card in 0 1; do
   want=$([ "$card" -eq 0 ] && echo 3F || echo 1F)
   "$bin" emulate --probe-scp80 "127.0.0.1:$port" --card "$card" > "$work/probe$card.txt"
   grep -q "4F10${aid}9F7001${want}" "$work/probe$card.txt" || fail "card $card: the card does not show Profile 01 as $want: $(cat "$work/probe$card.txt")"
+done
+# The SM-SR processes' ES5 traffic, captured (--capture) across the kills and traced with the cards'
+# keys: every SCP80 packet and PoR deciphers, its CC verifies, counters rise, the scripts decode.
+for card in 0 1; do
+  "$bin" emulate --pki "$work/pki" --cards 2 --profiles 2 --quiet --keyring "$card" > "$work/card$card.keys.json" 2> /dev/null
+  eid=$(field "$work/eis$card.json" "d['eumSignedInfo']['eid']")
+  grep -q "$eid" "$work/es5.jsonl" || fail "card $card: no ES5 traffic captured"
+  "$bin" trace "$work/es5.jsonl" --eid "$eid" --keys "$work/card$card.keys.json" > "$work/trace$card.txt" || fail "card $card: the trace of the SM-SR's traffic has a failed check: $(tail -2 "$work/trace$card.txt")"
+  echo "crash-test: card $card traffic traced: $(grep '^Summary' "$work/trace$card.txt")"
 done
 echo "crash-test: passed (EIS and cards agree; one outcome per killed call)"

@@ -3,11 +3,16 @@
 //   {"dir": "to-card" | "from-card", "layer": "apdu" | "script" | "scp80" | "scp81-http" | "scp03t",
 //    "hex": "…", "time": "…" (optional), "note": "…" (optional)}
 //
+// Two optional fields place an exchange: "eid" (32 digits: the card; exchanges are traced per card, so
+// a capture of many cards interleaved still pairs each card's commands with its answers) and
+// "target" ("isd-r" or an ISD-P AID in hex: the application a script or APDU is for, when the layer
+// does not say it — an SCP81 message's X-Admin-Targeted-Application, an SCP80 TAR do).
+//
 // plus, for an SCP03t session whose log lost some commands, {"dir": "to-card", "layer": "scp03t",
 // "elided": N} (N commands not captured: the tracer keeps the counter, loses the MAC chain).
 // Hex may carry spaces, colons or line breaks; blank lines and lines starting with # are skipped.
 
-import M2MCore
+public import M2MCore
 import Foundation
 
 public enum TraceDirection: String, Sendable, Hashable, Codable {
@@ -39,8 +44,15 @@ public struct TraceExchange: Sendable, Hashable {
     public var note: String?
     /// SCP03t commands missing from the log at this point (no bytes then).
     public var elided: Int?
+    /// The card (exchanges are traced per card).
+    public var eid: EID?
+    /// The application a script or APDU is for (nil: what the layer says, else the ISD-R).
+    public var target: AID?
+    /// True when `target` names the ISD-R explicitly.
+    public var targetsISDR = false
 
-    public init(line: Int, direction: TraceDirection, layer: TraceLayer, bytes: [UInt8], time: String? = nil, note: String? = nil, elided: Int? = nil) {
+    public init(line: Int, direction: TraceDirection, layer: TraceLayer, bytes: [UInt8], time: String? = nil, note: String? = nil, elided: Int? = nil,
+                eid: EID? = nil, target: AID? = nil, targetsISDR: Bool = false) {
         self.line = line
         self.direction = direction
         self.layer = layer
@@ -48,6 +60,9 @@ public struct TraceExchange: Sendable, Hashable {
         self.time = time
         self.note = note
         self.elided = elided
+        self.eid = eid
+        self.target = target
+        self.targetsISDR = targetsISDR
     }
 }
 
@@ -67,7 +82,7 @@ public struct TraceInputError: Error, Sendable, Hashable, CustomStringConvertibl
 }
 
 public enum TraceCapture {
-    static let keys: Set<String> = ["dir", "layer", "hex", "time", "note", "elided"]
+    static let keys: Set<String> = ["dir", "layer", "hex", "time", "note", "elided", "eid", "target"]
 
     /// Reads JSON Lines; `source` names the file in errors.
     public static func parse(_ data: [UInt8], source: String = "capture") throws(TraceInputError) -> [TraceExchange] {
@@ -90,17 +105,35 @@ public enum TraceCapture {
             }
             let time = object["time"] as? String
             let note = object["note"] as? String
+            var eid: EID?
+            if let value = object["eid"] {
+                guard let text = value as? String, let parsed = try? EID(text: text) else { throw fail("\"eid\" is an EID (32 digits, check digits valid)") }
+                eid = parsed
+            }
+            var target: AID?
+            var targetsISDR = false
+            if let value = object["target"] {
+                guard let text = value as? String else { throw fail("\"target\" is \"isd-r\" or an ISD-P AID in hex") }
+                if text.lowercased() == "isd-r" {
+                    targetsISDR = true
+                } else {
+                    guard let bytes = Hex.decode(text), let aid = try? AID(bytes: bytes) else { throw fail("\"target\" is \"isd-r\" or an ISD-P AID in hex") }
+                    target = aid
+                }
+            }
             if let elided = object["elided"] {
                 guard layer == .scp03t, direction == .toCard, let count = elided as? Int, count > 0, object["hex"] == nil else {
                     throw fail("\"elided\" (a positive count, without \"hex\") is for to-card scp03t lines only")
                 }
-                exchanges.append(TraceExchange(line: line, direction: direction, layer: layer, bytes: [], time: time, note: note, elided: count))
+                exchanges.append(TraceExchange(line: line, direction: direction, layer: layer, bytes: [], time: time, note: note, elided: count,
+                                               eid: eid, target: target, targetsISDR: targetsISDR))
                 continue
             }
             guard let hexText = object["hex"] as? String else { throw fail("\"hex\" is missing") }
             let digits = hexText.filter { !($0 == " " || $0 == ":" || $0 == "\n" || $0 == "\r" || $0 == "\t") }
             guard let bytes = Hex.decode(digits), !bytes.isEmpty else { throw fail("\"hex\" is not an even number of hex digits") }
-            exchanges.append(TraceExchange(line: line, direction: direction, layer: layer, bytes: bytes, time: time, note: note))
+            exchanges.append(TraceExchange(line: line, direction: direction, layer: layer, bytes: bytes, time: time, note: note, eid: eid,
+                                           target: target, targetsISDR: targetsISDR))
         }
         return exchanges
     }

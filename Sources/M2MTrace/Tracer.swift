@@ -66,11 +66,24 @@ public struct Tracer: Sendable {
         self.keyring = keyring
     }
 
-    /// Traces a whole capture.
+    /// Traces a whole capture: each card's exchanges with a state of their own (commands paired with
+    /// their answers per card), the entries in capture order.
     public static func run(_ exchanges: [TraceExchange], keyring: TraceKeyring) -> TraceReport {
-        var tracer = Tracer(keyring: keyring)
-        for exchange in exchanges { tracer.process(exchange) }
-        return tracer.report(exchangeCount: exchanges.count)
+        var tracers: [EID?: Tracer] = [:]
+        for (index, exchange) in exchanges.enumerated() {
+            var tracer = tracers[exchange.eid] ?? Tracer(keyring: keyring)
+            tracer.process(exchange, index: index + 1)
+            tracers[exchange.eid] = tracer
+        }
+        var merged = Tracer(keyring: keyring)
+        // Each card's entries; the package of the first card (in capture order) that downloaded one.
+        let order = exchanges.compactMap(\.eid).reduce(into: [EID?]()) { if !$0.contains($1) { $0.append($1) } }
+        for key in [nil] + order {
+            guard let tracer = tracers[key] else { continue }
+            merged.entries += tracer.entries
+            if merged.package.isEmpty { merged.package = tracer.package }
+        }
+        return merged.report(exchangeCount: exchanges.count)
     }
 
     // MARK: - Entries
@@ -133,14 +146,22 @@ public struct Tracer: Sendable {
 
     // MARK: - Exchanges
 
-    public mutating func process(_ exchange: TraceExchange) {
-        exchangeIndex += 1
+    /// Traces one exchange (`index`: its 1-based place in the capture; default: the next one).
+    public mutating func process(_ exchange: TraceExchange, index: Int? = nil) {
+        exchangeIndex = index ?? exchangeIndex + 1
         self.exchange = exchange
         let bytes = exchange.bytes
+        if let target = exchange.target {
+            scriptTarget = "ISD-P \(target.text)"
+            scriptTargetAID = target
+        } else if exchange.targetsISDR {
+            scriptTarget = "ISD-R"
+            scriptTargetAID = nil
+        }
         switch (exchange.layer, exchange.direction) {
         case (.apdu, .toCard):
             guard let apdu = try? CommandAPDU(bytes: bytes) else { return malformed("not a command APDU") }
-            scriptTarget = personalizationTarget.map { "ISD-P \($0.text)" } ?? "ISD-R"
+            if exchange.target == nil, !exchange.targetsISDR { scriptTarget = personalizationTarget.map { "ISD-P \($0.text)" } ?? "ISD-R" }
             command(apdu)
         case (.apdu, .fromCard):
             guard let response = try? ResponseAPDU(bytes: bytes) else { return malformed("not a response APDU (data and SW1 SW2)") }
@@ -408,6 +429,9 @@ public struct Tracer: Sendable {
         let accepted = response.sw.isSuccessOrWarning
         if accepted {
             checks.append(.passed("the card accepted it", "SW \(response.sw) \(Vocabulary.statusWord(response.sw))"))
+        } else if command.apdu.ins == 0xF2, response.sw == .referencedDataNotFound {
+            // GET STATUS finding nothing is an answer, not a refusal (the SM-SR asks it before CreateISDP).
+            checks.append(.passed("the card answered", "6A88: no application matches the search criteria"))
         } else {
             checks.append(.failed("the card accepted it", "SW \(response.sw): \(Vocabulary.statusWord(response.sw))"))
         }

@@ -60,6 +60,9 @@ struct EmulateCommand: ParsableCommand {
     @Option(help: "Print the EIS of one card, by index or EID.")
     var eis: String?
 
+    @Option(help: "Print the `m2mrsp trace` keyring of one card, by index or EID: PK.CI, PK.ECASD.ECKA, its ISD-R SCP80 key set, its SCP81 PSK (test keys).")
+    var keyring: String?
+
     @Option(help: "EIS output: json or summary.")
     var format: String = "json"
 
@@ -152,6 +155,7 @@ struct EmulateCommand: ParsableCommand {
             FileHandle.standardOutput.write(Data(out.utf8))
         }
         if let eis { try printEIS(eis, fleet: fleet, material: eumMaterial) }
+        if let keyring { try printKeyring(keyring, fleet: fleet) }
         if let serveSCP80 {
             try serve(fleet, on: serveSCP80)
             if let save { try saveFleet(fleet, to: save) }
@@ -234,7 +238,7 @@ struct EmulateCommand: ParsableCommand {
 
     // MARK: - EIS
 
-    func printEIS(_ selector: String, fleet: Fleet, material: PKIMaterial?) throws {
+    func cardIndex(_ selector: String, fleet: Fleet) throws -> Int {
         let index: Int
         if let number = Int(selector), selector.count < 32 {
             index = number
@@ -244,6 +248,28 @@ struct EmulateCommand: ParsableCommand {
             throw ValidationError("no card '\(selector)' (give an index or an EID of this fleet)")
         }
         guard index >= 0, index < fleet.count else { throw ValidationError("card \(index) is not in a fleet of \(fleet.count)") }
+        return index
+    }
+
+    /// The keyring `m2mrsp trace` reads (docs/trace.md) for one emulated card: test keys only.
+    func printKeyring(_ selector: String, fleet: Fleet) throws {
+        let index = try cardIndex(selector, fleet: fleet)
+        let identity = fleet.identity(at: index)
+        let scp80 = identity.scp80Keys
+        let object: [String: Any] = [
+            "comment": "TEST ONLY: the keys of emulated card \(index) (\(identity.eid.text)), derived from the fleet seed",
+            "curve": fleet.curve.rawValue,
+            "pk_ci": Hex.encode(fleet.ciPublicKey.x962Representation),
+            "pk_ecasd_ecka": Hex.encode(try identity.ecasdKey().publicKey.x962Representation),
+            "scp80": [["kvn": 1, "algorithm": "aes", "kic": Hex.encode(scp80.kic.bytes), "kid": Hex.encode(scp80.kid.bytes)]],
+            "scp81_psk": ["key": Hex.encode(identity.scp81PSK.bytes)],
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    }
+
+    func printEIS(_ selector: String, fleet: Fleet, material: PKIMaterial?) throws {
+        let index = try cardIndex(selector, fleet: fleet)
         guard let material else { throw EmulateFailure("printing an EIS needs the EUM key: give --pki DIR") }
         let smsrID = try OID(text: smsr)
         let info = try fleet.eumSignedInfo(at: index, productionDate: SystemClock().now())

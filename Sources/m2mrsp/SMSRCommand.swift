@@ -37,6 +37,9 @@ struct SMSRCommand: ParsableCommand {
         @Option(help: "The cards' SCP80 endpoint (`m2mrsp emulate --serve-scp80`), HOST:PORT.")
         var scp80: String?
 
+        @Option(help: "Append the ES5 traffic with the cards to this file, in `m2mrsp trace`'s capture format (JSON Lines).")
+        var capture: String?
+
         @Option(help: "The Lua plugins directory.")
         var plugins: String = "plugins"
 
@@ -86,7 +89,7 @@ struct SMSRCommand: ParsableCommand {
             let trust = SMSRTrust(ci: try certificate("ci/ci.crt.pem"), eums: [try id("eum", manifest): try certificate("eum/eum.crt.pem")])
             let set = try PolicyLoader(pluginPaths: [plugins]).loadSet(bundles: PolicyLoader.bundleDirectories(under: policies))
             let engine = try PolicyEngine(set: set, decisionLog: NoDecisionLog())
-            let transport: any EUICCTransport
+            var transport: any EUICCTransport
             if let scp80 {
                 let parts = scp80.split(separator: ":")
                 guard parts.count == 2, let port = UInt16(parts[1]) else { throw ValidationError("--scp80 '\(scp80)' is not HOST:PORT") }
@@ -94,6 +97,7 @@ struct SMSRCommand: ParsableCommand {
             } else {
                 transport = NoCards()
             }
+            if let capture { transport = CapturingTransport(transport, sink: try CaptureFile(path: capture)) }
             let store = try SQLiteSMSRStore(path: db, codec: XMLDocumentCodec())
             return try SMSR(configuration: configuration, trust: trust, store: store, policy: engine, transport: transport, faults: faults)
         }

@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Foundation
+import M2MCore
 import M2MTrace
 
 struct TraceCommand: ParsableCommand {
@@ -24,6 +25,9 @@ struct TraceCommand: ParsableCommand {
     @Option(name: .customLong("keys"), help: "The keyring (JSON). Without it only the formats are decoded.")
     var keys: String?
 
+    @Option(help: "Trace only this card's exchanges (lines with another \"eid\" are left out).")
+    var eid: String?
+
     @Flag(help: "Print the report as JSON (entries, profile elements, summary).")
     var json = false
 
@@ -31,10 +35,14 @@ struct TraceCommand: ParsableCommand {
     var extractProfile: String?
 
     func run() throws {
-        let exchanges: [TraceExchange]
+        var exchanges: [TraceExchange]
         var keyring = TraceKeyring()
         do {
             exchanges = try TraceCapture.parse(try InputFile.read(capture), source: capture)
+            if let eid {
+                guard let card = try? EID(text: eid) else { throw ValidationError("--eid '\(eid)' is not an EID") }
+                exchanges = exchanges.filter { $0.eid == nil || $0.eid == card }
+            }
             if let keys { keyring = try TraceKeyring.parse(try InputFile.read(keys), source: keys) }
         } catch let error as TraceInputError {
             FileHandle.standardError.write(Data("m2mrsp trace: \(error)\n".utf8))

@@ -12,8 +12,10 @@ import M2MRoles
 import M2MSOAP
 import M2MStorage
 import M2MTestKit
+import M2MTrace
 import M2MTransport
 import M2MWire
+import Synchronization
 import Testing
 
 @Suite("SM-SR download path (ES3)", .serialized)
@@ -28,7 +30,9 @@ struct SMSRDownloadTests {
     /// The SM-DP's side: returns the statuses of every call, in order.
     /// `segment`: the SCP03t plaintext segment size; `streamVia`: another SM-SR (same store) for the
     /// SCP03t part, e.g. one that sends scripts over SMS.
-    static func download(_ h: H, card: Int, package: [UInt8], segment: Int = 1020, streamVia: SMSR? = nil) throws -> (aid: AID, iccid: ICCID) {
+    static func download(_ h: H, card: Int, package: [UInt8], segment: Int = 1020, streamVia: SMSR? = nil, ephemeral: ECPrivateKey? = nil) throws
+        -> (aid: AID, iccid: ICCID)
+    {
         let smdp = RequestContext(caller: H.smdp)
         let eid = h.eid(card)
         let iccid = try ProfilePackage(der: package).header.iccid
@@ -66,7 +70,8 @@ struct SMSRDownloadTests {
         func command(_ apdu: CommandAPDU) -> TLV { TLV(ExpandedCommandScript.commandTag, apdu.bytes) }
         func responses(_ items: [TLV]) -> [ResponseAPDU] { items.filter { $0.tag == 0x23 }.compactMap { try? ResponseAPDU(bytes: $0.value) } }
 
-        var host = try KeyEstablishmentHost(certificate: h.pki.smdp.certificate!, signingKey: h.pki.smdp.key!, ecasdPublicKey: ecasdKey)
+        var host = try KeyEstablishmentHost(certificate: h.pki.smdp.certificate!, signingKey: h.pki.smdp.key!, ecasdPublicKey: ecasdKey,
+                                            ephemeralKey: ephemeral)
         let first = responses(try send([command(.storeData(p1: 0x89, data: host.certificateData(), le: 0))]))
         // The SM-SR put INSTALL [for personalization] first: two R-APDUs, the challenge in the second.
         try #require(first.count == 2 && first.allSatisfy { $0.sw == .success })
@@ -103,6 +108,38 @@ struct SMSRDownloadTests {
         // The SM-DP now relays its Operator's notifications: ProfileEnabled of an SM-DP-downloaded
         // Profile goes to the owner over ES2 (through this SM-DP) — but the owner asked, so none.
         #expect(try h.outbox().filter { $0.messageType.hasPrefix("ES3-") }.allSatisfy { $0.smdp == H.smdp })
+    }
+
+    @Test("The SM-SR's ES5 traffic of a download and an enable, captured by CapturingTransport, traces with every check passing")
+    func capturedAndTraced() throws {
+        final class Lines: CaptureSink, @unchecked Sendable {
+            let lines = Mutex<[String]>([])
+            func write(_ line: String) { lines.withLock { $0.append(line) } }
+        }
+        let sink = Lines()
+        let h = try H(capture: sink)
+        defer { h.cleanUp() }
+        try h.register(card: 1)
+        let package = try Self.fixture()
+        let ephemeral = try ECPrivateKey(generatingOn: .p256)
+        let (_, iccid) = try Self.download(h, card: 1, package: package, ephemeral: ephemeral)
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "en", eid: h.eid(1), iccid: iccid), context: RequestContext(caller: H.mno))
+            .functionExecutionStatus == .success)
+        let capture = Array(sink.lines.withLock { $0 }.joined(separator: "\n").utf8)
+        let exchanges = try TraceCapture.parse(capture)
+        #expect(exchanges.allSatisfy { $0.eid == h.eid(1) })
+        var keyring = TraceKeyring()
+        keyring.ciPublicKey = h.pki.ci.publicKey
+        keyring.ecasdPublicKey = try h.fleet.identity(at: 1).ecasdKey().publicKey
+        keyring.ephemeralPrivateKey = ephemeral
+        keyring.scp80 = [h.fleet.identity(at: 1).scp80KeySet]
+        let report = Tracer.run(exchanges, keyring: keyring)
+        #expect(report.summary.failed == 0, "\(report.text())")
+        let passed = Set(report.entries.flatMap(\.checks).filter { $0.outcome == .passed }.map(\.name))
+        for name in ["CERT.DP.ECDSA signed by the CI", "receipt", "card cryptogram", "host cryptogram", "C-MAC", "R-MAC", "profile installed", "CC", "PoR CC"] {
+            #expect(passed.contains(name), "\(name) passed")
+        }
+        #expect(report.profilePackage == package)
     }
 
     @Test("TS.48 download over ES3 with scripts run in process; refusals of the download functions")

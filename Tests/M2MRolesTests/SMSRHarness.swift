@@ -56,11 +56,14 @@ struct SMSRHarness {
     let clock = TestClock(Timestamp(seconds: SystemClock().now().seconds))
     var smsr: SMSR
     var store: SQLiteSMSRStore
+    /// Where the ES5 traffic is captured (`m2mrsp trace` format), when a test asks.
+    let capture: (any CaptureSink)?
 
     var dbPath: String { directory.appendingPathComponent("smsr.sqlite").path }
 
     /// `cards` cards; card 0 holds A (enabled, fall-back) and B (disabled), card 1 A′ alone.
-    init(cards: Int = 3, faults: SMSRFaults = SMSRFaults()) throws {
+    init(cards: Int = 3, faults: SMSRFaults = SMSRFaults(), capture: (any CaptureSink)? = nil) throws {
+        self.capture = capture
         pki = try TestPKI.generate(curve: .p256)
         fleet = try Fleet(seed: Array("smsr-tests".utf8), count: cards, curve: .p256, ciPublicKey: pki.ci.publicKey,
                           eum: EUMIssuer(key: pki.eumKey, eumID: Self.eumID))
@@ -72,28 +75,30 @@ struct SMSRHarness {
         }
         #expect(ok)
         store = try SQLiteSMSRStore(path: directory.appendingPathComponent("smsr.sqlite").path, codec: XMLDocumentCodec())
-        smsr = try Self.makeSMSR(store: store, pki: pki, fleet: fleet, storageKey: storageKey, clock: clock, faults: faults)
+        smsr = try Self.makeSMSR(store: store, pki: pki, fleet: fleet, storageKey: storageKey, clock: clock, faults: faults, capture: capture)
         for party in [Party(oid: Self.eumID, role: .eum), Party(oid: Self.mno, role: .mno), Party(oid: Self.otherMNO, role: .mno),
                       Party(oid: Self.sp, role: .m2mSP), Party(oid: Self.otherSP, role: .m2mSP), Party(oid: Self.smdp, role: .smdp)] {
             try smsr.register(party)
         }
     }
 
-    static func makeSMSR(store: SQLiteSMSRStore, pki: TestPKI, fleet: Fleet, storageKey: SecureBytes, clock: TestClock, faults: SMSRFaults) throws -> SMSR {
+    static func makeSMSR(store: SQLiteSMSRStore, pki: TestPKI, fleet: Fleet, storageKey: SecureBytes, clock: TestClock, faults: SMSRFaults,
+                         capture: (any CaptureSink)? = nil) throws -> SMSR {
         var configuration = SMSRConfiguration(smsrID: smsrID, storageKey: storageKey)
         configuration.acceptClearISDRKeys = true
         let loader = PolicyLoader(pluginPaths: [repository.appendingPathComponent("plugins").path])
         let set = try loader.loadSet(bundles: PolicyLoader.bundleDirectories(under: repository.appendingPathComponent("policies").path))
         let engine = try PolicyEngine(set: set, clock: clock, decisionLog: NoDecisionLog())
         return try SMSR(configuration: configuration, trust: SMSRTrust(ci: pki.ci, eums: [eumID: pki.eum]), store: store, policy: engine,
-                        transport: InProcessTransport(fleet: fleet), clock: clock, faults: faults)
+                        transport: capture.map { CapturingTransport(InProcessTransport(fleet: fleet), sink: $0) } ?? InProcessTransport(fleet: fleet),
+                        clock: clock, faults: faults)
     }
 
     /// A new SM-SR process on the same database and fleet (after a crash).
     mutating func restart(faults: SMSRFaults = SMSRFaults()) throws {
         store.database.close()
         store = try SQLiteSMSRStore(path: dbPath, codec: XMLDocumentCodec())
-        smsr = try Self.makeSMSR(store: store, pki: pki, fleet: fleet, storageKey: storageKey, clock: clock, faults: faults)
+        smsr = try Self.makeSMSR(store: store, pki: pki, fleet: fleet, storageKey: storageKey, clock: clock, faults: faults, capture: capture)
     }
 
     func eid(_ card: Int) -> EID { fleet.eid(at: card) }
