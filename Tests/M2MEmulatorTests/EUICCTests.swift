@@ -101,6 +101,23 @@ struct EUICCTests {
         #expect(platform.card.isdps.count == 3)
     }
 
+    @Test("Personalised copies of one template (ICCID, IMSI, Ki, OPc per order) install as distinct Profiles")
+    func personalisedPackages() throws {
+        var platform = try Platform(curve: .p256)
+        let template = try #require(try Fixtures.all().first).1
+        for k in 0..<3 {
+            let order = ProfilePersonalization(iccid: try ICCID(withoutCheckDigit: "89445000000000001\(k)"), imsi: try IMSI(text: "20801000000000\(k)"),
+                                               ki: [UInt8](repeating: UInt8(k + 1), count: 16), opc: [UInt8](repeating: UInt8(k + 9), count: 16))
+            let package = try ProfilePackage.personalize(template, with: order)
+            let aid = Platform.aid(UInt8(k))
+            let keys = try platform.createAndPersonalize(aid)
+            #expect(try platform.download(package, into: aid, keys: keys) == EUICCResponse.success.encoded)
+            let isdp = try #require(platform.card.isdp(aid))
+            #expect(isdp.iccid?.digits == order.iccid.digits && isdp.profileDigest == SHA256.hash(package))
+        }
+        #expect(Set(platform.card.isdps.compactMap(\.iccid?.digits)).count == 3)
+    }
+
     @Test("Enable, disable to the Fall-Back Profile, delete; notifications and their confirmation")
     func lifeCycle() throws {
         var platform = try Platform(curve: .p256)
