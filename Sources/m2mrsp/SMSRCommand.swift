@@ -65,22 +65,7 @@ struct SMSRCommand: ParsableCommand {
             return try X509Certificate(pem: String(decoding: data, as: UTF8.self))
         }
 
-        func storageKey(create: Bool) throws -> SecureBytes {
-            if let data = FileManager.default.contents(atPath: keyFile) {
-                let text = String(decoding: data, as: UTF8.self).split(separator: "\n").first { !$0.hasPrefix("#") }.map(String.init) ?? ""
-                guard let bytes = Hex.decode(text.trimmingCharacters(in: .whitespaces)), bytes.count == 32 else {
-                    throw SMSRFailure("\(keyFile) does not hold a 32-byte key in hex")
-                }
-                return SecureBytes(bytes)
-            }
-            guard create else { throw SMSRFailure("no storage key at \(keyFile) (run `m2mrsp smsr init` first)") }
-            let key = SecureRandom.bytes(32)
-            let text = "# m2mrsp SM-SR storage key (TEST ONLY: keep a production key in a key store)\n" + Hex.encode(key) + "\n"
-            guard FileManager.default.createFile(atPath: keyFile, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw SMSRFailure("cannot write \(keyFile)")
-            }
-            return SecureBytes(key)
-        }
+        func storageKey(create: Bool) throws -> SecureBytes { try StorageKeyFile.load(keyFile, create: create, role: "SM-SR") }
 
         func open(faults: SMSRFaults = SMSRFaults(), createKey: Bool = false) throws -> SMSR {
             let manifest = try manifest()
@@ -233,6 +218,26 @@ enum AnyEncodable: Encodable {
         case .int(let v): try container.encode(v)
         case .rows(let v): try container.encode(v)
         }
+    }
+}
+
+/// The 32-byte storage key a role seals secrets with, in a file of its own (hex; mode 0600 when created).
+enum StorageKeyFile {
+    static func load(_ path: String, create: Bool, role: String) throws -> SecureBytes {
+        if let data = FileManager.default.contents(atPath: path) {
+            let text = String(decoding: data, as: UTF8.self).split(separator: "\n").first { !$0.hasPrefix("#") }.map(String.init) ?? ""
+            guard let bytes = Hex.decode(text.trimmingCharacters(in: .whitespaces)), bytes.count == 32 else {
+                throw SMSRFailure("\(path) does not hold a 32-byte key in hex")
+            }
+            return SecureBytes(bytes)
+        }
+        guard create else { throw SMSRFailure("no storage key at \(path) (run `m2mrsp \(role.lowercased().replacingOccurrences(of: "-", with: "")) init` first)") }
+        let key = SecureRandom.bytes(32)
+        let text = "# m2mrsp \(role) storage key (TEST ONLY: keep a production key in a key store)\n" + Hex.encode(key) + "\n"
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw SMSRFailure("cannot write \(path)")
+        }
+        return SecureBytes(key)
     }
 }
 
