@@ -43,6 +43,8 @@ public struct SCP03tObserver: Sendable {
     var session: SCP03Session?
     /// False once a command was missing (elided) or failed its C-MAC: the chaining value is unknown.
     public private(set) var macChainKnown = true
+    /// Why the chain is unknown (for reports).
+    public private(set) var macChainLost: String?
 
     public init(keys: SCP03Keys, aid: [UInt8]) {
         self.keys = keys
@@ -66,6 +68,7 @@ public struct SCP03tObserver: Sendable {
         session = nil
         sessionKeys = nil
         macChainKnown = true
+        macChainLost = nil
         guard command.tag == 0x84, command.value.count == 10 else {
             throw CryptoError(code: .invalidInput, detail: "INITIALIZE UPDATE is 84 0A <KVN> <key id> <host challenge 8>")
         }
@@ -125,6 +128,7 @@ public struct SCP03tObserver: Sendable {
         }
         session = opened
         macChainKnown = true
+        macChainLost = nil
         return level
     }
 
@@ -139,9 +143,10 @@ public struct SCP03tObserver: Sendable {
     /// `count` commands are missing from the capture: the counter moves on, the MAC chain is lost.
     public mutating func elide(_ count: Int) {
         guard var session else { return }
-        for _ in 0..<max(0, count) { session.nextCommand() }
+        session.advance(by: UInt32(clamping: max(0, count)))
         self.session = session
         macChainKnown = false
+        macChainLost = "commands elided before"
     }
 
     /// Checks a segment `86 <C-ENC(data)> <C-MAC>` and decrypts it.
@@ -158,6 +163,7 @@ public struct SCP03tObserver: Sendable {
             } catch {
                 self.session = session
                 macChainKnown = false
+                macChainLost = "a C-MAC failed before"
                 throw CryptoError(code: .invalidMAC, detail: "the C-MAC of segment \(session.counter) does not match")
             }
         }
@@ -180,7 +186,7 @@ public struct SCP03tObserver: Sendable {
         guard tlv.value.count > 8 else { throw CryptoError(code: .invalidInput, detail: "an 86 answer with data is <data> <R-MAC 8>") }
         let cipher = Array(tlv.value.dropLast(8))
         var checked = false
-        if macChainKnown, session.level.contains(.rMAC) {
+        if macChainKnown {  // SCP03t answers always carry an R-MAC (SCP03tCard.answer, SCP03tHost checks it)
             let expected = session.responseMAC([0x86] + BERLength.encode(tlv.value.count), cipher)
             guard ConstantTime.equal(expected, Array(tlv.value.suffix(8))) else { throw CryptoError(code: .invalidMAC, detail: "the R-MAC does not match") }
             checked = true
@@ -254,6 +260,9 @@ public enum SCP80Observer {
         var checked = false
         if spi.integrity == .cryptographicChecksum {
             let keys = try keySet(keySets, packet.kid, cipher: false)
+            guard keys.allowsChecksumLength(ccLength) else {
+                throw CryptoError(code: .invalidMAC, detail: "CHL announces a \(ccLength)-byte CC: the card refuses it (8 bytes, or 4 with AES)")
+            }
             let input = packet.header + fields.counter.bytes + [fields.paddingCount] + fields.data + fields.padding
             let expected = try SCP80Crypto.checksum(keys.checksumAlgorithm, key: keys.kid, input, length: ccLength)
             guard ConstantTime.equal(expected, fields.checksum) else { throw CryptoError(code: .invalidMAC, detail: "the CC does not match") }
@@ -283,6 +292,9 @@ public enum SCP80Observer {
         let fields = try SCP80Crypto.wire { () throws(SCP80Error) in try SCP80ResponseFields(plain: plain, checksumLength: ccLength) }
         if expectsCC {
             let keys = try keySet(keySets, command.kid, cipher: false)
+            guard keys.allowsChecksumLength(ccLength) else {
+                throw CryptoError(code: .invalidMAC, detail: "a \(ccLength)-byte PoR CC is not one the keys can make (8 bytes, or 4 with AES)")
+            }
             let input = packet.userDataHeader + packet.header + fields.counter.bytes + [fields.paddingCount, fields.status.rawValue]
                 + fields.data + fields.padding
             let expected = try SCP80Crypto.checksum(keys.checksumAlgorithm, key: keys.kid, input, length: ccLength)

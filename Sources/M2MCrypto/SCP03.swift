@@ -125,6 +125,9 @@ public struct SCP03Session: Sendable {
     /// Starts a new command: increments the counter.
     mutating func nextCommand() { counter &+= 1 }
 
+    /// `count` commands went by unseen (an observer of a partial log).
+    mutating func advance(by count: UInt32) { counter &+= count }
+
     /// C-MAC over MCV ‖ header ‖ data; updates the MCV; returns the 8 transmitted bytes.
     mutating func commandMAC(header: [UInt8], data: [UInt8]) -> [UInt8] {
         mcv = macCMAC.mac(mcv, header, data)

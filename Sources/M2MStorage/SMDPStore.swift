@@ -1,7 +1,7 @@
 // The SM-DP's persistent state (issue #7; docs/storage.md, "SM-DP"): Profile Types with their
 // template package (sealed by the role before it gets here), and the inventory — one row per ICCID
 // of a type's pool, with its IMSI and its sealed Ki/OPc, moving available → reserved (an order took
-// it) → installed, or back to released. A reservation takes the lowest available ICCID of the type
+// it) → installed, or released. ICCIDs are keyed by their digits (`8944…1` and `8944…1F` are one). A reservation takes the lowest available ICCID of the type
 // in one write transaction, so two orders never get the same one.
 
 public import M2MCore
@@ -65,6 +65,7 @@ public protocol SMDPReading {
     func profileTypes() throws(StorageError) -> [ProfileTypeRecord]
     func inventoryItem(_ iccid: ICCID) throws(StorageError) -> InventoryItem?
     func inventoryCounts() throws(StorageError) -> [InventoryCount]
+    func inventoryItems(profileType: String, state: InventoryItem.State) throws(StorageError) -> [InventoryItem]
 }
 
 public protocol SMDPWriting: SMDPReading {
@@ -75,7 +76,8 @@ public protocol SMDPWriting: SMDPReading {
     func insertInventory(_ items: [InventoryItem], now: Timestamp) throws(StorageError)
     /// Takes the lowest available ICCID of the type for `eid`; nil when none is left.
     func reserveInventory(profileType: String, eid: EID, order: String, now: Timestamp) throws(StorageError) -> InventoryItem?
-    func setInventoryState(_ iccid: ICCID, _ state: InventoryItem.State, now: Timestamp) throws(StorageError)
+    /// Moves an ICCID from `from` (any state when nil) to `state`; a constraint error when it is not there.
+    func setInventoryState(_ iccid: ICCID, _ state: InventoryItem.State, from: InventoryItem.State?, now: Timestamp) throws(StorageError)
 }
 
 public protocol SMDPStore: Sendable {
@@ -153,7 +155,7 @@ struct SQLiteSMDPTransaction: SMDPWriting {
     }
 
     func inventoryItem(_ iccid: ICCID) throws(StorageError) -> InventoryItem? {
-        try connection.query("SELECT \(Self.itemColumns) FROM inventory WHERE iccid = ?1", [.text(iccid.text)]).first.map {
+        try connection.query("SELECT \(Self.itemColumns) FROM inventory WHERE iccid = ?1", [.text(iccid.digits)]).first.map {
             (row) throws(StorageError) in try item(row)
         }
     }
@@ -166,6 +168,11 @@ struct SQLiteSMDPTransaction: SMDPWriting {
             }
             return InventoryCount(profileType: type, state: state, count: row[2].int ?? 0)
         }
+    }
+
+    func inventoryItems(profileType: String, state: InventoryItem.State) throws(StorageError) -> [InventoryItem] {
+        try connection.query("SELECT \(Self.itemColumns) FROM inventory WHERE profile_type = ?1 AND state = ?2 ORDER BY iccid",
+                             [.text(profileType), .text(state.rawValue)]).map { (row) throws(StorageError) in try item(row) }
     }
 
     func upsertParty(_ party: Party) throws(StorageError) {
@@ -186,7 +193,7 @@ struct SQLiteSMDPTransaction: SMDPWriting {
         for item in items {
             try connection.run(
                 "INSERT INTO inventory(\(Self.itemColumns), updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                [.text(item.iccid.text), .text(item.profileType), SQLiteValue(item.imsi?.text), SQLiteValue(item.sealedKi), SQLiteValue(item.sealedOPc),
+                [.text(item.iccid.digits), .text(item.profileType), SQLiteValue(item.imsi?.text), SQLiteValue(item.sealedKi), SQLiteValue(item.sealedOPc),
                  .text(item.state.rawValue), SQLiteValue(item.eid?.text), SQLiteValue(item.order), .text(now.text)])
         }
     }
@@ -204,9 +211,9 @@ struct SQLiteSMDPTransaction: SMDPWriting {
         return taken
     }
 
-    func setInventoryState(_ iccid: ICCID, _ state: InventoryItem.State, now: Timestamp) throws(StorageError) {
-        let changed = try connection.run("UPDATE inventory SET state = ?2, updated_at = ?3 WHERE iccid = ?1",
-                                         [.text(iccid.text), .text(state.rawValue), .text(now.text)])
-        guard changed == 1 else { throw StorageError(.constraint, "no inventory ICCID \(iccid.text)") }
+    func setInventoryState(_ iccid: ICCID, _ state: InventoryItem.State, from: InventoryItem.State?, now: Timestamp) throws(StorageError) {
+        let changed = try connection.run("UPDATE inventory SET state = ?2, updated_at = ?3 WHERE iccid = ?1 AND (?4 IS NULL OR state = ?4)",
+                                         [.text(iccid.digits), .text(state.rawValue), .text(now.text), SQLiteValue(from?.rawValue)])
+        guard changed == 1 else { throw StorageError(.constraint, "no inventory ICCID \(iccid.text)\(from.map { " in state \($0.rawValue)" } ?? "")") }
     }
 }

@@ -83,14 +83,17 @@ public struct TraceInputError: Error, Sendable, Hashable, CustomStringConvertibl
 
 public enum TraceCapture {
     static let keys: Set<String> = ["dir", "layer", "hex", "time", "note", "elided", "eid", "target"]
+    /// The SCP03t counter is 32 bits; a log does not lose more commands than that.
+    static let maximumElided = 1 << 20
 
     /// Reads JSON Lines; `source` names the file in errors.
     public static func parse(_ data: [UInt8], source: String = "capture") throws(TraceInputError) -> [TraceExchange] {
-        guard let text = String(validating: data, as: UTF8.self) else { throw TraceInputError(source: source, line: nil, "not UTF-8 text") }
+        guard String(validating: data, as: UTF8.self) != nil else { throw TraceInputError(source: source, line: nil, "not UTF-8 text") }
         var exchanges: [TraceExchange] = []
-        for (offset, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Lines end at LF (a CR before it is whitespace): split the bytes, not Characters ("\r\n" is one Character).
+        for (offset, raw) in data.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             let line = offset + 1
-            let trimmed = raw.trimmingCharacters(in: .whitespaces)
+            let trimmed = String(decoding: raw, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             func fail(_ detail: String) -> TraceInputError { TraceInputError(source: source, line: line, detail) }
             guard let object = try? JSONSerialization.jsonObject(with: Data(trimmed.utf8)) as? [String: Any] else {
@@ -122,15 +125,15 @@ public enum TraceCapture {
                 }
             }
             if let elided = object["elided"] {
-                guard layer == .scp03t, direction == .toCard, let count = elided as? Int, count > 0, object["hex"] == nil else {
-                    throw fail("\"elided\" (a positive count, without \"hex\") is for to-card scp03t lines only")
+                guard layer == .scp03t, direction == .toCard, let count = elided as? Int, count > 0, count <= Self.maximumElided, object["hex"] == nil else {
+                    throw fail("\"elided\" (a count of 1…\(Self.maximumElided), without \"hex\") is for to-card scp03t lines only")
                 }
                 exchanges.append(TraceExchange(line: line, direction: direction, layer: layer, bytes: [], time: time, note: note, elided: count,
                                                eid: eid, target: target, targetsISDR: targetsISDR))
                 continue
             }
             guard let hexText = object["hex"] as? String else { throw fail("\"hex\" is missing") }
-            let digits = hexText.filter { !($0 == " " || $0 == ":" || $0 == "\n" || $0 == "\r" || $0 == "\t") }
+            let digits = hexText.filter { !($0.isWhitespace || $0 == ":") }
             guard let bytes = Hex.decode(digits), !bytes.isEmpty else { throw fail("\"hex\" is not an even number of hex digits") }
             exchanges.append(TraceExchange(line: line, direction: direction, layer: layer, bytes: bytes, time: time, note: note, eid: eid,
                                            target: target, targetsISDR: targetsISDR))

@@ -31,7 +31,12 @@ public struct Tracer: Sendable {
         var target: String
         /// The first DGI of a STORE DATA.
         var dgi: UInt16?
+        /// The command script it came in (0: a bare APDU).
+        var script: Int = 0
     }
+
+    /// Command scripts seen so far (pending commands remember theirs).
+    var scriptNumber = 0
 
     var entries: [TraceEntry] = []
     var exchange: TraceExchange?
@@ -53,6 +58,8 @@ public struct Tracer: Sendable {
     var scp80ToCard: [SCP80CommandPacket] = []
     var scp80FromCard: [SCP80CommandPacket] = []
     var lastCounter: [UInt8: SCP80Counter] = [:]
+    /// The counters of the commands waiting for their PoR (by position in scp80ToCard).
+    var scp80ToCardCounters: [SCP80Counter?] = []
 
     // SCP03t.
     var observer: SCP03tObserver?
@@ -70,15 +77,17 @@ public struct Tracer: Sendable {
     /// their answers per card), the entries in capture order.
     public static func run(_ exchanges: [TraceExchange], keyring: TraceKeyring) -> TraceReport {
         var tracers: [EID?: Tracer] = [:]
+        var order: [EID?] = []
         for (index, exchange) in exchanges.enumerated() {
-            var tracer = tracers[exchange.eid] ?? Tracer(keyring: keyring)
-            tracer.process(exchange, index: index + 1)
-            tracers[exchange.eid] = tracer
+            if tracers[exchange.eid] == nil {
+                tracers[exchange.eid] = Tracer(keyring: keyring)
+                order.append(exchange.eid)
+            }
+            tracers[exchange.eid]!.process(exchange, index: index + 1)
         }
         var merged = Tracer(keyring: keyring)
         // Each card's entries; the package of the first card (in capture order) that downloaded one.
-        let order = exchanges.compactMap(\.eid).reduce(into: [EID?]()) { if !$0.contains($1) { $0.append($1) } }
-        for key in [nil] + order {
+        for key in order {
             guard let tracer = tracers[key] else { continue }
             merged.entries += tracer.entries
             if merged.package.isEmpty { merged.package = tracer.package }
@@ -102,9 +111,12 @@ public struct Tracer: Sendable {
     }
 
     /// An entry for the current exchange, or for `origin` (a command checked when its answer came).
+    /// The exchanges that already have an entry (their note is printed once).
+    var noted: Set<Int> = []
+
     mutating func emit(_ title: String, details: [String] = [], checks: [TraceCheck] = [], origin given: Origin? = nil) {
         guard let origin = given ?? origin else { return }
-        let first = !entries.contains { $0.exchange == origin.exchange }
+        let first = noted.insert(origin.exchange).inserted
         entries.append(TraceEntry(exchange: origin.exchange, line: origin.line, direction: origin.direction, layer: origin.layer,
                                   title: title, details: details, checks: checks, note: first ? origin.note : nil))
     }
@@ -203,9 +215,16 @@ public struct Tracer: Sendable {
             return malformed("neither an expanded command script (AA/AE) nor a C-APDU")
         }
         let coding = script.coding == .definite ? "AA, definite length" : "AE, indefinite length"
+        personalizationTarget = nil  // INSTALL [for personalization] holds within its script
+        scriptNumber &+= 1
         emit("command script (\(coding)), \(script.items.count) item(s) for \(scriptTarget)")
+        inScript = true
         for item in script.items { commandItem(item) }
+        inScript = false
     }
+
+    /// Whether commands being read come from a command script.
+    var inScript = false
 
     mutating func commandItem(_ item: TLV) {
         switch item.tag {
@@ -227,7 +246,16 @@ public struct Tracer: Sendable {
             }
             return malformed("neither an expanded response script (AB/AF) nor an R-APDU")
         }
+        let answeredScript = pending.first?.script ?? 0
         for item in script.items { responseItem(item) }
+        // A card stops at the first failing command: the script's later commands were not executed.
+        if answeredScript != 0 {
+            let skipped = pending.filter { $0.script == answeredScript }
+            if !skipped.isEmpty {
+                pending.removeAll { $0.script == answeredScript }
+                emit("\(skipped.count) command(s) of the script not executed", details: skipped.map { "\($0.title) → \($0.target)" })
+            }
+        }
     }
 
     mutating func responseItem(_ item: TLV) {
@@ -266,6 +294,7 @@ public struct Tracer: Sendable {
         var firstDGI: UInt16?
         switch (apdu.ins, apdu.p1) {
         case (0xE6, 0x0C):
+            personalizationTarget = nil
             let fields = Self.lvFields(apdu.data)
             if fields.count >= 3, let aid = try? AID(bytes: fields[2]) { details.append("new ISD-P \(aid.text)") }
             if fields.count >= 5, let items = try? TLV.parseAll(fields[4]), let ef = items.first(where: { $0.tag == 0xEF }),
@@ -273,6 +302,7 @@ public struct Tracer: Sendable {
                 details.append("memory quota \(quota.value.reduce(0) { $0 << 8 | Int($1) }) bytes")
             }
         case (0xE6, 0x20):
+            personalizationTarget = nil
             let fields = Self.lvFields(apdu.data)
             if fields.count >= 3, let aid = try? AID(bytes: fields[2]) {
                 personalizationTarget = aid
@@ -301,7 +331,8 @@ public struct Tracer: Sendable {
         }
         let title = "\(name) → \(target)\(firstDGI.map { ": DGI \(Hex.encode([UInt8($0 >> 8), UInt8($0 & 0xFF)])) \(Vocabulary.dgi($0))" } ?? "")"
         emit(title, details: details, checks: checks)
-        pending.append(Pending(title: "\(name)\(firstDGI.map { " \(Hex.encode([UInt8($0 >> 8), UInt8($0 & 0xFF)]))" } ?? "")", apdu: apdu, target: target, dgi: firstDGI))
+        pending.append(Pending(title: "\(name)\(firstDGI.map { " \(Hex.encode([UInt8($0 >> 8), UInt8($0 & 0xFF)]))" } ?? "")", apdu: apdu, target: target, dgi: firstDGI,
+                               script: inScript ? scriptNumber : 0))
     }
 
     /// The LV fields of INSTALL data.
@@ -545,8 +576,11 @@ public struct Tracer: Sendable {
         let origin = direction == .toCard ? "command packet" : "MO packet from the card"
         let needed = SCP80Observer.neededKeyVersions(packet)
         var data: [UInt8]?
+        var openedCounter: SCP80Counter?
         let missing = needed.filter { version in !keyring.scp80.contains { $0.keyVersion == version } }
-        if !missing.isEmpty {
+        if packet.spi.integrity == .redundancyCheck || packet.spi.integrity == .digitalSignature {
+            checks.append(.skipped("SCP80 integrity", "redundancy checks and digital signatures are not checked by this tracer"))
+        } else if !missing.isEmpty {
             checks.append(.skipped("SCP80 deciphered and CC checked", "no key set \(missing.map(String.init).joined(separator: ", ")) in the keyring"))
             if !packet.spi.ciphered { data = try? SCP80CommandFields(plain: packet.securedData, checksumLength: packet.checksumLength).data }
         } else {
@@ -558,13 +592,15 @@ public struct Tracer: Sendable {
                 // Counters rise per key set (what the receiver enforces).
                 let version = packet.spi.integrity == .cryptographicChecksum || !packet.spi.ciphered ? packet.kid.keyVersion : packet.kic.keyVersion
                 if packet.spi.counter == .higher || packet.spi.counter == .exactlyPlusOne, direction == .toCard {
+                    // Against the last packet the card accepted (a PoR 00 moved it; without PoRs, the last one sent).
                     if let last = lastCounter[version] {
                         let ok = packet.spi.counter == .higher ? opened.counter > last : opened.counter.value == last.value + 1
                         checks.append(ok ? .passed("counter", "\(opened.counter) after \(last)")
                                          : .failed("counter", "\(opened.counter) after \(last): the card answers 02 (counter low) or 03 (high)"))
                     }
-                    lastCounter[version] = opened.counter
+                    if packet.spi.por != .required { lastCounter[version] = opened.counter }
                 }
+                openedCounter = opened.counter
                 data = opened.data
             } catch {
                 let name = error.code == .invalidMAC ? "CC" : "SCP80 deciphered and CC checked"
@@ -572,7 +608,12 @@ public struct Tracer: Sendable {
             }
         }
         emit("SCP80 \(origin) → TAR \(packet.tar)", details: details, checks: checks)
-        if direction == .toCard { scp80ToCard.append(packet) } else { scp80FromCard.append(packet) }
+        if direction == .toCard {
+            scp80ToCard.append(packet)
+            scp80ToCardCounters.append(openedCounter)
+        } else {
+            scp80FromCard.append(packet)
+        }
         guard let data, !data.isEmpty else { return }
         if direction == .fromCard {
             notification(data)
@@ -612,13 +653,29 @@ public struct Tracer: Sendable {
         var details = ["TAR \(packet.tar), RHL \(packet.headerLength), \(packet.securedData.count) secured bytes"]
         var checks: [TraceCheck] = []
         // A PoR from the card answers a command to it; one to the card answers an MO packet.
-        let index = direction == .fromCard ? scp80ToCard.firstIndex { $0.tar == packet.tar } : scp80FromCard.firstIndex { $0.tar == packet.tar }
-        guard let index else {
+        guard let first = direction == .fromCard ? scp80ToCard.firstIndex(where: { $0.tar == packet.tar }) : scp80FromCard.firstIndex(where: { $0.tar == packet.tar })
+        else {
             if let fields = try? packet.plainFields() { details.append("status \(fields.status) (unsecured reading)") }
             emit("SCP80 PoR without its command in the capture", details: details, checks: [.skipped("PoR", "its command packet is not in the capture")])
             return
         }
+        var index = first
+        // Commands that got no PoR (a timeout the capture notes) would pair with the next PoR: when the
+        // PoR opens and its counter is a later command's, the earlier ones are left unanswered.
+        if direction == .fromCard, let opened = try? SCP80Observer.openPoR(packet, command: scp80ToCard[index], keySets: keyring.scp80), opened.checksumChecked,
+           let match = scp80ToCard.indices.first(where: { $0 > index && scp80ToCard[$0].tar == packet.tar && scp80ToCardCounters[$0] == opened.counter }),
+           scp80ToCardCounters[index] != opened.counter {
+            let orphans = scp80ToCard.indices.filter { $0 >= index && $0 < match && scp80ToCard[$0].tar == packet.tar }
+            emit("\(orphans.count) command packet(s) to TAR \(packet.tar) without a PoR in the capture",
+                 details: orphans.map { "counter \(scp80ToCardCounters[$0].map { "\($0)" } ?? "?")" })
+            for orphan in orphans.reversed() {
+                scp80ToCard.remove(at: orphan)
+                scp80ToCardCounters.remove(at: orphan)
+            }
+            index = scp80ToCard.firstIndex { $0.tar == packet.tar } ?? index
+        }
         let command = direction == .fromCard ? scp80ToCard.remove(at: index) : scp80FromCard.remove(at: index)
+        let commandCounter = direction == .fromCard ? scp80ToCardCounters.remove(at: index) : nil
         var data: [UInt8]?
         do throws(CryptoError) {
             let opened = try SCP80Observer.openPoR(packet, command: command, keySets: keyring.scp80)
@@ -627,6 +684,14 @@ public struct Tracer: Sendable {
             if opened.checksumChecked { checks.append(.passed("PoR CC", opened.deciphered ? "deciphered, CC checked" : "CC checked")) }
             else if command.spi.porIntegrity == .cryptographicChecksum { checks.append(.skipped("PoR CC", "an unsecured PoR reporting an error")) }
             checks.append(status == .ok ? .passed("PoR status", "\(status)") : .failed("PoR status", "\(status)"))
+            if let commandCounter, opened.checksumChecked {
+                checks.append(opened.counter == commandCounter ? .passed("PoR counter", "answers the command's \(commandCounter)")
+                                                              : .failed("PoR counter", "\(opened.counter) does not answer the command's \(commandCounter)"))
+            }
+            if status == .ok, let commandCounter, command.spi.counter == .higher || command.spi.counter == .exactlyPlusOne {
+                let version = command.spi.integrity == .cryptographicChecksum || !command.spi.ciphered ? command.kid.keyVersion : command.kic.keyVersion
+                lastCounter[version] = max(lastCounter[version] ?? .zero, commandCounter)
+            }
             data = opened.data
         } catch {
             if error.code == .invalidKey {
@@ -713,18 +778,30 @@ public struct Tracer: Sendable {
             emit("SCP03t EXTERNAL AUTHENTICATE", details: ["security level \(level)"])
             scp03tPending.append((tlv, origin))
         case 0x86:
-            segments += 1
+            segments &+= 1
             segment(tlv)
         default:
             emit("SCP03t \(tlv.tag)", checks: [.failed("format", "SCP03t commands are 84, 85 and 86")])
         }
     }
 
+    /// Segments sent before the session's opening was answered (in the script of INITIALIZE UPDATE and
+    /// EXTERNAL AUTHENTICATE): checked, in order, once EXTERNAL AUTHENTICATE checks out.
+    var deferredSegments: [(tlv: TLV, title: String, origin: Origin?)] = []
+
     mutating func segment(_ tlv: TLV) {
         let title = "SCP03t segment \(segments) (\(tlv.value.count) bytes)"
+        scp03tPending.append((tlv, origin))
+        if let observer = ensureObserver(), !observer.isOpen, scp03tPending.contains(where: { $0.tlv.tag == 0x84 || $0.tlv.tag == 0x85 }) {
+            deferredSegments.append((tlv, title, origin))
+            return
+        }
+        check(segment: tlv, title: title, origin: origin)
+    }
+
+    mutating func check(segment tlv: TLV, title: String, origin: Origin?) {
         guard var observer = ensureObserver(), observer.isOpen else {
-            emit(title, checks: [.skipped("C-MAC and decryption", observer == nil ? missingSCP03 : "the session did not open")])
-            scp03tPending.append((tlv, origin))
+            emit(title, checks: [.skipped("C-MAC and decryption", observer == nil ? missingSCP03 : "the session did not open")], origin: origin)
             return
         }
         do throws(CryptoError) {
@@ -733,16 +810,23 @@ public struct Tracer: Sendable {
             package += plain
             var details = ["\(plain.count) bytes of profile package (\(package.count) so far)"]
             if package.count == plain.count, let first = plain.first { details.append("starts with \(Hex.encode(Array(plain.prefix(min(12, plain.count))))) (tag \(Hex.encode([first])))") }
-            emit(title, details: details, checks: [opened.macChecked ? .passed("C-MAC", "checked, decrypted") : .skipped("C-MAC", "the MAC chain is unknown (commands elided before)")])
+            emit(title, details: details, checks: [opened.macChecked ? .passed("C-MAC", "checked, decrypted") : .skipped("C-MAC", "the MAC chain is unknown (\(observer.macChainLost ?? "lost"))")],
+                 origin: origin)
         } catch {
-            emit(title, checks: [.failed(error.code == .invalidMAC ? "C-MAC" : "segment", error.detail)])
+            emit(title, checks: [.failed(error.code == .invalidMAC ? "C-MAC" : "segment", error.detail)], origin: origin)
         }
         self.observer = observer
-        scp03tPending.append((tlv, origin))
+    }
+
+    /// The deferred segments, once the session is open (or reported skipped when it did not open).
+    mutating func replayDeferred() {
+        let waiting = deferredSegments
+        deferredSegments = []
+        for segment in waiting { check(segment: segment.tlv, title: segment.title, origin: segment.origin) }
     }
 
     mutating func elide(_ count: Int) {
-        segments += count
+        segments &+= count
         if var observer, observer.isOpen {
             observer.elide(count)
             self.observer = observer
@@ -788,6 +872,7 @@ public struct Tracer: Sendable {
                 emit("SCP03t answer to INITIALIZE UPDATE", checks: [.failed(name, error.detail)])
             }
             self.observer = observer
+            if observer.isOpen { replayDeferred() }
         case 0x85:
             if var observer, !observer.isOpen {
                 if observer.isInitialized {
@@ -798,6 +883,7 @@ public struct Tracer: Sendable {
                          origin: commandOrigin)
                 }
             }
+            replayDeferred()
             let ok = tlv.tag == 0x85 && tlv.value.isEmpty
             emit("SCP03t answer to EXTERNAL AUTHENTICATE", checks: [ok ? .passed("the card accepted it", "85 00: the session is open") : .failed("the card accepted it", "answer \(tlv.tag) \(Hex.encode(tlv.value))")])
         default:
@@ -829,7 +915,7 @@ public struct Tracer: Sendable {
         }
         do throws(CryptoError) {
             let opened = try observer.response(tlv)
-            var checks: [TraceCheck] = [opened.macChecked ? .passed("R-MAC") : .skipped("R-MAC", "the MAC chain is unknown (commands elided before)")]
+            var checks: [TraceCheck] = [opened.macChecked ? .passed("R-MAC") : .skipped("R-MAC", "the MAC chain is unknown (\(observer.macChainLost ?? "lost"))")]
             var details: [String] = []
             if let plain = opened.plain {
                 details.append("EUICCResponse \(Hex.encode(plain))")

@@ -17,21 +17,33 @@ public protocol CaptureSink: Sendable {
     func write(_ line: String)
 }
 
-/// Appends lines to a file (created when absent), each flushed as it is written.
+/// Appends lines to a file (created when absent), each written as it comes. A tap must never take
+/// the SM-SR down: the first write that fails (full disk, I/O error) is reported on standard error
+/// and the capture stops; the traffic goes on.
 public final class CaptureFile: CaptureSink, Sendable {
-    private let handle: Mutex<FileHandle>
+    private let handle: Mutex<FileHandle?>
+    public let path: String
 
     public init(path: String) throws {
+        self.path = path
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else { throw TransportError(.unreachable, "cannot create \(path)") }
         }
         guard let handle = FileHandle(forWritingAtPath: path) else { throw TransportError(.unreachable, "cannot write \(path)") }
-        handle.seekToEndOfFile()
+        try handle.seekToEnd()
         self.handle = Mutex(handle)
     }
 
     public func write(_ line: String) {
-        handle.withLock { $0.write(Data((line + "\n").utf8)) }
+        handle.withLock { handle in
+            guard let open = handle else { return }
+            do {
+                try open.write(contentsOf: Data((line + "\n").utf8))
+            } catch {
+                FileHandle.standardError.write(Data("capture to \(path) stopped: \(error)\n".utf8))
+                handle = nil
+            }
+        }
     }
 }
 
@@ -55,6 +67,7 @@ public struct CapturingTransport: EUICCTransport {
 
     /// One line of the capture format.
     func record(_ direction: String, _ layer: String, _ bytes: [UInt8], eid: EID, target: ScriptTarget? = nil, note: String? = nil) {
+        guard !bytes.isEmpty else { return }  // nothing travelled (the format has no empty exchanges)
         var object: [String: String] = ["dir": direction, "layer": layer, "hex": Hex.encode(bytes), "eid": eid.text]
         object["time"] = Self.time.withLock { $0.string(from: Date()) }
         switch target {
@@ -67,16 +80,30 @@ public struct CapturingTransport: EUICCTransport {
         sink.write(line)
     }
 
+    /// A comment line for a call that failed after its bytes were recorded (the tracer skips lines
+    /// starting with #): the command stays without an answer in the capture, and says why.
+    func failed(_ error: TransportError, eid: EID) {
+        sink.write("# \(eid.text): no answer: \(error)")
+    }
+
     public func deliverSMS(_ userData: [UInt8], to eid: EID) throws(TransportError) -> [UInt8]? {
         record("to-card", "scp80", userData, eid: eid)
-        let proofOfReceipt = try inner.deliverSMS(userData, to: eid)
+        let proofOfReceipt: [UInt8]?
+        do throws(TransportError) { proofOfReceipt = try inner.deliverSMS(userData, to: eid) } catch {
+            failed(error, eid: eid)
+            throw error
+        }
         if let proofOfReceipt { record("from-card", "scp80", proofOfReceipt, eid: eid) }
         return proofOfReceipt
     }
 
     public func deliverSMSAndTrigger(_ userData: [UInt8], to eid: EID) throws(TransportError) -> (proofOfReceipt: [UInt8]?, trigger: AdminSessionTrigger?) {
         record("to-card", "scp80", userData, eid: eid)
-        let answer = try inner.deliverSMSAndTrigger(userData, to: eid)
+        let answer: (proofOfReceipt: [UInt8]?, trigger: AdminSessionTrigger?)
+        do throws(TransportError) { answer = try inner.deliverSMSAndTrigger(userData, to: eid) } catch {
+            failed(error, eid: eid)
+            throw error
+        }
         if let proofOfReceipt = answer.proofOfReceipt {
             record("from-card", "scp80", proofOfReceipt, eid: eid, note: answer.trigger == nil ? nil : "the card opens an SCP81 admin session")
         }
@@ -91,7 +118,11 @@ public struct CapturingTransport: EUICCTransport {
 
     public func runScript(_ script: [UInt8], target: ScriptTarget, on eid: EID) throws(TransportError) -> [UInt8] {
         record("to-card", "script", script, eid: eid, target: target)
-        let response = try inner.runScript(script, target: target, on: eid)
+        let response: [UInt8]
+        do throws(TransportError) { response = try inner.runScript(script, target: target, on: eid) } catch {
+            failed(error, eid: eid)
+            throw error
+        }
         record("from-card", "script", response, eid: eid, target: target)
         return response
     }

@@ -133,6 +133,7 @@ extension ProfilePackage {
     /// EF.IMSI content (TS 31.102): length, then the parity nibble (9 odd, 1 even) and the digits,
     /// nibble-swapped, F-padded to `size` bytes.
     public static func efIMSIContent(_ imsi: IMSI, size: Int = 9) -> [UInt8] {
+        let size = max(size, 2)
         let digits = Array(imsi.text)
         let nibbles: [Character] = [digits.count % 2 == 1 ? "9" : "1"] + digits
         let length = (nibbles.count + 1) / 2
@@ -234,7 +235,7 @@ extension ProfilePackage {
             values.efICCID = try? ICCID(text: String(unpackBCD(der[range], swapped: true).prefix { $0 != "F" }))
         }
         if let usim = package.elements.first(where: { $0.type == .usim }), let range = try fileContent(der, in: usim, fid: [0x6F, 0x07]), range.count >= 2 {
-            let digits = unpackBCD(der[(range.lowerBound + 1)...].prefix(Int(der[range.lowerBound])), swapped: true)
+            let digits = unpackBCD(der[(range.lowerBound + 1)..<range.upperBound].prefix(Int(der[range.lowerBound])), swapped: true)
             values.imsi = try? IMSI(text: String(digits.dropFirst().prefix { $0 != "F" }))
         }
         for element in package.elements where element.type == .akaParameter {

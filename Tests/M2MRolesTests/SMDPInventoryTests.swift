@@ -110,4 +110,27 @@ struct SMDPInventoryTests {
         #expect(!contains(ki))
         #expect(!contains(Array(f.template[200..<240])), "a slice of the template")
     }
+
+    @Test("Review regressions: one ICCID padded or not is one ICCID; only a reserved ICCID settles; a new template is checked against the waiting pool")
+    func regressions() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        let iccid = try ICCID(withoutCheckDigit: "894450100000000002")  // 19 digits
+        try f.inventory.importProfileType("T", mno: Self.mno, template: f.template, pool: [PoolEntry(iccid: iccid)])
+        let padded = try ICCID(text: iccid.text + "F")
+        do {
+            try f.inventory.importProfileType("T", mno: Self.mno, template: f.template, pool: [PoolEntry(iccid: padded)])
+            Issue.record("the F-padded form imported as another ICCID")
+        } catch {
+            #expect(error.codes == "8.2.1/3.3")
+        }
+        #expect(throws: InventoryError.self) { try f.inventory.settle(iccid, installed: true) }  // still available
+        let reserved = try f.inventory.reserve(profileType: "T", eid: Self.eid, order: "o")
+        try f.inventory.settle(try ICCID(text: reserved.iccid.digits + "F"), installed: true)
+        #expect(throws: InventoryError.self) { try f.inventory.settle(iccid, installed: false) }  // installed is final
+        // Another valid template for the type: checked against the pool (here it fits) and taken.
+        let other = Array(try Data(contentsOf: SMSRHarness.repository.appendingPathComponent("Tests/M2MWireTests/Fixtures/profiles/TS48v2_SAIP2.1_BERTLV.der")))
+        try f.inventory.importProfileType("T", mno: Self.mno, template: other, pool: try Self.pool(1, from: 40))
+        #expect(try ProfilePackage(der: try f.inventory.reserve(profileType: "T", eid: Self.eid, order: "o2").package).totalSize == other.count)
+    }
 }

@@ -77,6 +77,23 @@ struct SMSRTests {
         #expect(h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.mno)).allSatisfy { $0.functionExecutionStatus.codes == "1.1/1.2" })
     }
 
+    @Test("An inconsistent EIS (two Profiles with one ICCID, two Enabled) is refused on its own; the rest of its batch registers")
+    func inconsistentEIS() throws {
+        let h = try H(cards: 3)
+        defer { h.cleanUp() }
+        var twice = try h.eis(card: 0)  // card 0 holds two Profiles
+        try #require(twice.profiles.count == 2)
+        twice.profiles.append(twice.profiles[0])
+        var twoEnabled = try h.eis(card: 0)
+        for index in twoEnabled.profiles.indices { twoEnabled.profiles[index].state = .enabled }
+        let requests = [ES1.RegisterEISRequest(functionCallIdentifier: "c0", eis: try h.eis(card: 1)),
+                        ES1.RegisterEISRequest(functionCallIdentifier: "c1", eis: twice),
+                        ES1.RegisterEISRequest(functionCallIdentifier: "c2", eis: twoEnabled)]
+        let answers = h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.eumID))
+        #expect(answers.map(\.functionExecutionStatus.codes) == ["EXECUTED_SUCCESS", "8.2.1/3.3", "8.2/2.1"])
+        #expect(try h.stored(1) != nil && h.stored(0) == nil)
+    }
+
     @Test("A batch over several write slices: answers in order, a duplicate in a later slice refused, a retry answered from the rows")
     func registrationBatchSlices() throws {
         let cards = 230

@@ -319,4 +319,62 @@ struct TracerTests {
         #expect(decoded.summary == report.summary && decoded.entries == report.entries)
         #expect(report.text().contains("First failure: exchange #4 (line \(exchanges[3].line)): receipt:"))
     }
+
+    @Test("Review regressions: a zero-length CC never passes, a huge elided count is refused, CRLF captures read, segments sent with the opening are checked")
+    func regressions() throws {
+        // CHL 0D with an SPI asking for a CC: no CC at all, so not checked-and-passed.
+        let identity = CardIdentity(seed: Array("trace regressions".utf8), index: 0, curve: .p256)
+        let spi = SCP80SPI(counter: .higher, ciphered: false, integrity: .cryptographicChecksum, por: .none)
+        let plain = [0, 0, 0, 0, 1, 0] + ExpandedCommandScript(commands: [CommandAPDU(cla: 0x80, ins: 0xCA, p1: 0x00, p2: 0x5A, le: 0)]).encoded
+        let packet = SCP80CommandPacket(headerLength: 0x0D, spi: spi, kic: identity.scp80KeySet.kicIdentifier, kid: identity.scp80KeySet.kidIdentifier,
+                                        tar: .isdR, securedData: plain)
+        var keyring = TraceKeyring()
+        keyring.scp80 = [identity.scp80KeySet]
+        let noCC = Tracer.run([TraceExchange(line: 1, direction: .toCard, layer: .scp80, bytes: packet.userData)], keyring: keyring)
+        #expect(!noCC.checks(.passed).contains("CC") && noCC.summary.failed > 0, "\(noCC.text())")
+
+        // elided: capped; a large count is refused, not a crash.
+        #expect(throws: TraceInputError.self) {
+            _ = try TraceCapture.parse(Array("{\"dir\":\"to-card\",\"layer\":\"scp03t\",\"elided\":9223372036854775807}".utf8))
+        }
+        let elided = try TraceCapture.parse(Array("{\"dir\":\"to-card\",\"layer\":\"scp03t\",\"elided\":1000000}\n{\"dir\":\"to-card\",\"layer\":\"scp03t\",\"hex\":\"8609000000000000000000\"}".utf8))
+        #expect(Tracer.run(elided, keyring: TraceKeyring()).summary.exchanges == 2)
+
+        // CRLF line ends and line breaks inside hex.
+        let crlf = try TraceCapture.parse(Array("{\"dir\":\"to-card\",\"layer\":\"apdu\",\"hex\":\"80CA\\r\\n005A00\"}\r\n{\"dir\":\"from-card\",\"layer\":\"apdu\",\"hex\":\"9000\"}\r\n".utf8))
+        #expect(crlf.count == 2 && crlf[0].bytes == [0x80, 0xCA, 0x00, 0x5A, 0x00])
+
+        // The first segment in the same script as INITIALIZE UPDATE and EXTERNAL AUTHENTICATE.
+        let download = try RecordedDownload()
+        var exchanges = download.capture.exchanges
+        let opening = try #require(exchanges.firstIndex { $0.layer == .scp03t && $0.direction == .toCard })
+        exchanges[opening].bytes += exchanges[opening + 2].bytes  // + the first segment
+        exchanges[opening + 1].bytes += exchanges[opening + 3].bytes  // + its 86 00
+        exchanges.removeSubrange((opening + 2)...(opening + 3))
+        let merged = Tracer.run(exchanges, keyring: download.keyring)
+        #expect(merged.summary.failed == 0, "\(merged.text())")
+        #expect(merged.checks(.passed).filter { $0 == "C-MAC" }.count == (download.package.count + 1023) / 1024)
+        #expect(merged.profilePackage == download.package)
+    }
+
+    @Test("A script the card stopped early: its unexecuted commands are dropped, the next script's answers pair with the next script")
+    func stoppedScript() throws {
+        let pki = try TestPKI.generate(curve: .p256)
+        var card = EUICC(identity: CardIdentity(seed: Array("trace stop".utf8), index: 0, curve: .p256), ciPublicKey: pki.ci.publicKey)
+        var capture = Recorder()
+        func script(_ commands: [CommandAPDU]) {
+            let bytes = ExpandedCommandScript(commands: commands).encoded
+            capture.add(.toCard, .script, bytes)
+            capture.add(.fromCard, .script, card.processScript(bytes, target: .isdR))
+        }
+        // DELETE of an ISD-P that does not exist fails (6A88): the GET DATA after it is not executed.
+        script([CommandAPDU(cla: 0x80, ins: 0xE4, p1: 0x00, p2: 0x00, data: TLV(0x4F, Array(repeating: 0xA0, count: 16)).encoded, le: 0),
+                CommandAPDU(cla: 0x80, ins: 0xCA, p1: 0x00, p2: 0x5A, le: 0)])
+        script([CommandAPDU(cla: 0x80, ins: 0xF2, p1: 0x40, p2: 0x02, data: [0x4F, 0x00], le: 0)])
+        let report = Tracer.run(capture.exchanges, keyring: TraceKeyring())
+        #expect(report.entries.contains { $0.title == "1 command(s) of the script not executed" })
+        #expect(report.entries.contains { $0.title.hasPrefix("answer to GET STATUS") }, "\(report.text())")
+        #expect(!report.entries.contains { $0.title.hasPrefix("answer to GET DATA") })
+        #expect(report.summary.failed == 1, "the DELETE's refusal, nothing else")
+    }
 }

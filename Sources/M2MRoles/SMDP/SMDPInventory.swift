@@ -110,8 +110,16 @@ public final class SMDPInventory: Sendable {
         let now = clock.now()
         do {
             try store.write { tx in
-                if let existing = try tx.profileType(name), existing.mno != mno {
-                    throw InventoryError(.profileType, .alreadyInUse, "the Profile Type belongs to \(existing.mno.text)", identifier: name)
+                if let existing = try tx.profileType(name) {
+                    guard existing.mno == mno else {
+                        throw InventoryError(.profileType, .alreadyInUse, "the Profile Type belongs to \(existing.mno.text)", identifier: name)
+                    }
+                    // A new template must take every ICCID still waiting in the pool.
+                    if existing.templateDigest != record.templateDigest {
+                        for item in try tx.inventoryItems(profileType: name, state: .available) {
+                            try self.check(item, fits: template)
+                        }
+                    }
                 }
                 try tx.upsertProfileType(record, now: now)
                 try tx.insertInventory(items, now: now)
@@ -124,6 +132,17 @@ public final class SMDPInventory: Sendable {
             throw InventoryError(.functionProvider, .executionError, "the SM-DP store failed: \(error)")
         }
         return items.count
+    }
+
+    /// Throws when the pool entry `item` cannot personalise `template`.
+    func check(_ item: InventoryItem, fits template: [UInt8]) throws {
+        let ki = try item.sealedKi.map { try sealer.open($0, context: Self.keyContext(item.iccid, "ki")) }
+        let opc = try item.sealedOPc.map { try sealer.open($0, context: Self.keyContext(item.iccid, "opc")) }
+        do {
+            _ = try ProfilePackage.personalize(template, with: ProfilePersonalization(iccid: item.iccid, imsi: item.imsi, ki: ki?.bytes, opc: opc?.bytes))
+        } catch {
+            throw InventoryError(.profileType, .invalid, "the new template cannot take ICCID \(item.iccid.text) of the pool: \(error)", identifier: item.iccid.text)
+        }
     }
 
     /// Reserves the next ICCID of `profileType` for `eid` and personalises the template with it, in one
@@ -152,11 +171,11 @@ public final class SMDPInventory: Sendable {
     }
 
     /// Marks a reserved ICCID installed (its download completed) or released (the order failed: it
-    /// is not reused — a released ICCID may have reached a card).
+    /// is not reused — a released ICCID may have reached a card). Only a reserved ICCID settles.
     public func settle(_ iccid: ICCID, installed: Bool) throws(InventoryError) {
         let now = clock.now()
         do {
-            try store.write { try $0.setInventoryState(iccid, installed ? .installed : .released, now: now) }
+            try store.write { try $0.setInventoryState(iccid, installed ? .installed : .released, from: .reserved, now: now) }
         } catch {
             throw InventoryError(.profileICCID, .unknown, "\(error)", identifier: iccid.text)
         }

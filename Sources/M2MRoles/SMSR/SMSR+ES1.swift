@@ -62,6 +62,7 @@ extension SMSR: ES1Provider {
         guard eis.smsrID == configuration.smsrID else {
             throw Refusal(.smsr, .invalidDestination, "the EIS is for SM-SR \(eis.smsrID.text)", identifier: eis.smsrID.text)
         }
+        try Self.checkConsistency(eis)
         let references = eis.eumSignedInfo.ecasd.keysets.flatMap(\.items).compactMap { item -> GPCertificateReference? in
             if case .certificate(let c) = item { return c }
             return nil
@@ -83,6 +84,35 @@ extension SMSR: ES1Provider {
             throw Refusal(.eumCertificate, .verificationFailed, "EIS signature: \(error)", identifier: eis.eid.text)
         }
         return try importISDRKeys(eis)
+    }
+
+    /// What the store's constraints would refuse, refused here with its code (so one bad EIS in a batch
+    /// is answered on its own instead of failing its whole write slice): two Profiles with one ICCID
+    /// or one ISD-P, more than one Enabled, Fall-Back or Emergency Profile, two ISD-R keys with one
+    /// key set version and index.
+    static func checkConsistency(_ eis: EIS) throws(Refusal) {
+        var iccids = Set<String>()
+        var aids = Set<AID>()
+        for profile in eis.profiles {
+            guard iccids.insert(profile.iccid.digits).inserted else {
+                throw Refusal(.profileICCID, .alreadyInUse, "two Profiles of the EIS have this ICCID", identifier: profile.iccid.text)
+            }
+            guard aids.insert(profile.isdPAID).inserted else {
+                throw Refusal(.isdp, .alreadyInUse, "two Profiles of the EIS are in this ISD-P", identifier: profile.isdPAID.text)
+            }
+        }
+        if eis.profiles.count(where: { $0.state == .enabled }) > 1 { throw Refusal(.profile, .invalid, "the EIS has more than one Enabled Profile") }
+        if eis.profiles.count(where: \.fallbackAttribute) > 1 { throw Refusal(.profile, .invalid, "the EIS has more than one Fall-Back Profile") }
+        if eis.profiles.count(where: \.emergencyProfileAttribute) > 1 { throw Refusal(.profile, .invalid, "the EIS has more than one Emergency Profile") }
+        var keys = Set<[Int]>()
+        for keyset in eis.isdR.keysets {
+            for item in keyset.items {
+                guard case .key(let key) = item else { continue }
+                guard keys.insert([keyset.version, key.index]).inserted else {
+                    throw Refusal(.isdr, .invalid, "two ISD-R keys with key set \(keyset.version) and index \(key.index)")
+                }
+            }
+        }
     }
 
     /// The rows of a verified registration (stripped EIS, sealed keys, audit record), encoded.
