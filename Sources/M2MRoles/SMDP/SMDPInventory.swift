@@ -64,6 +64,18 @@ public final class SMDPInventory: Sendable {
     }
 
     static func templateContext(_ name: String) -> [UInt8] { Array("template:".utf8) + Array(name.utf8) }
+
+    /// Personalises `template`; the plain copies of Ki and OPc it needs are zeroed afterwards (the
+    /// personalisation value goes out of scope first, so the zeroing overwrites the only copy).
+    static func personalize(_ template: [UInt8], iccid: ICCID, imsi: IMSI?, ki: SecureBytes?, opc: SecureBytes?) throws(ProfilePersonalizationError) -> [UInt8] {
+        var kiBytes = ki?.bytes
+        var opcBytes = opc?.bytes
+        defer {
+            if kiBytes != nil { m2mZero(&kiBytes!) }
+            if opcBytes != nil { m2mZero(&opcBytes!) }
+        }
+        return try ProfilePackage.personalize(template, with: ProfilePersonalization(iccid: iccid, imsi: imsi, ki: kiBytes, opc: opcBytes))
+    }
     static func keyContext(_ iccid: ICCID, _ which: String) -> [UInt8] { Array("\(which):".utf8) + Array(iccid.digits.utf8) }
 
     /// Imports (or adds to) a Profile Type: its owner, its template, and ICCIDs for its pool.
@@ -87,7 +99,7 @@ public final class SMDPInventory: Sendable {
                 throw InventoryError(.profileICCID, .alreadyInUse, "IMSI \(imsi.text) is twice in the pool", identifier: entry.iccid.text)
             }
             do throws(ProfilePersonalizationError) {
-                _ = try ProfilePackage.personalize(template, with: ProfilePersonalization(iccid: entry.iccid, imsi: entry.imsi, ki: entry.ki?.bytes, opc: entry.opc?.bytes))
+                _ = try Self.personalize(template, iccid: entry.iccid, imsi: entry.imsi, ki: entry.ki, opc: entry.opc)
             } catch {
                 throw InventoryError(.profileICCID, .invalid, "the template cannot take this entry: \(error)", identifier: entry.iccid.text)
             }
@@ -139,7 +151,7 @@ public final class SMDPInventory: Sendable {
         let ki = try item.sealedKi.map { try sealer.open($0, context: Self.keyContext(item.iccid, "ki")) }
         let opc = try item.sealedOPc.map { try sealer.open($0, context: Self.keyContext(item.iccid, "opc")) }
         do {
-            _ = try ProfilePackage.personalize(template, with: ProfilePersonalization(iccid: item.iccid, imsi: item.imsi, ki: ki?.bytes, opc: opc?.bytes))
+            _ = try Self.personalize(template, iccid: item.iccid, imsi: item.imsi, ki: ki, opc: opc)
         } catch {
             throw InventoryError(.profileType, .invalid, "the new template cannot take ICCID \(item.iccid.text) of the pool: \(error)", identifier: item.iccid.text)
         }
@@ -160,7 +172,9 @@ public final class SMDPInventory: Sendable {
                 let template = try sealer.open(type.sealedTemplate, context: Self.templateContext(profileType))
                 let ki = try item.sealedKi.map { try sealer.open($0, context: Self.keyContext(item.iccid, "ki")) }
                 let opc = try item.sealedOPc.map { try sealer.open($0, context: Self.keyContext(item.iccid, "opc")) }
-                let package = try ProfilePackage.personalize(template.bytes, with: ProfilePersonalization(iccid: item.iccid, imsi: item.imsi, ki: ki?.bytes, opc: opc?.bytes))
+                var plainTemplate = template.bytes
+                defer { m2mZero(&plainTemplate) }
+                let package = try Self.personalize(plainTemplate, iccid: item.iccid, imsi: item.imsi, ki: ki, opc: opc)
                 return ReservedProfile(iccid: item.iccid, imsi: item.imsi, profileType: profileType, mno: type.mno, package: package)
             }
         } catch let error as InventoryError {
