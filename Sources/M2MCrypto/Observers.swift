@@ -223,12 +223,8 @@ public enum SCP80Observer {
     }
 
     static func keySet(_ keySets: [SCP80KeySet], _ identifier: SCP80KeyIdentifier, cipher: Bool) throws(CryptoError) -> SCP80KeySet {
-        guard let keys = keySets.first(where: { $0.keyVersion == identifier.keyVersion }) else {
-            throw CryptoError(code: .invalidKey, detail: "no SCP80 key set \(identifier.keyVersion) in the keyring")
-        }
-        let algorithm = cipher ? keys.cipherAlgorithm : keys.checksumAlgorithm
-        guard identifier.isImplicit || identifier.algorithm == algorithm else {
-            throw CryptoError(code: .invalidKey, detail: "\(cipher ? "KIc" : "KID") \(identifier) names another algorithm than key set \(keys.keyVersion)'s")
+        guard let keys = SCP80KeySet.named(identifier, cipher: cipher, in: keySets) else {
+            throw CryptoError(code: .invalidKey, detail: "no SCP80 key set \(identifier.keyVersion) with the algorithm \(cipher ? "KIc" : "KID") \(identifier) names in the keyring")
         }
         return keys
     }
@@ -295,9 +291,7 @@ public enum SCP80Observer {
             guard keys.allowsChecksumLength(ccLength) else {
                 throw CryptoError(code: .invalidMAC, detail: "a \(ccLength)-byte PoR CC is not one the keys can make (8 bytes, or 4 with AES)")
             }
-            let input = packet.userDataHeader + packet.header + fields.counter.bytes + [fields.paddingCount, fields.status.rawValue]
-                + fields.data + fields.padding
-            let expected = try SCP80Crypto.checksum(keys.checksumAlgorithm, key: keys.kid, input, length: ccLength)
+            let expected = try SCP80Crypto.checksum(keys.checksumAlgorithm, key: keys.kid, SCP80Crypto.checksumInput(packet, fields), length: ccLength)
             guard ConstantTime.equal(expected, fields.checksum) else { throw CryptoError(code: .invalidMAC, detail: "the PoR's CC does not match") }
         }
         return Opened(counter: fields.counter, status: fields.status, data: fields.data, paddingCount: Int(fields.paddingCount),

@@ -67,6 +67,15 @@ public struct SCP80KeySet: Sendable, Hashable {
         }
     }
 
+    /// The key set a KIc (`cipher`) or KID names among `keySets`: its key version, and its algorithm
+    /// unless the identifier says "implicit".
+    static func named(_ identifier: SCP80KeyIdentifier, cipher: Bool, in keySets: [SCP80KeySet]) -> SCP80KeySet? {
+        guard let keys = keySets.first(where: { $0.keyVersion == identifier.keyVersion }) else { return nil }
+        let algorithm = cipher ? keys.cipherAlgorithm : keys.checksumAlgorithm
+        guard identifier.isImplicit || identifier.algorithm == algorithm else { return nil }
+        return keys
+    }
+
     /// The CC lengths a key set can produce: 8 for the DES family, 8 or 4 for AES-CMAC.
     func allowsChecksumLength(_ length: Int) -> Bool {
         checksumAlgorithm == .aes ? (length == 8 || length == 4) : length == 8
@@ -148,6 +157,11 @@ enum SCP80Crypto {
             packet.securedData = plain
         }
         return packet
+    }
+
+    /// What a PoR's CC covers: UDH ‖ RPL RHL TAR ‖ counter, padding count, status ‖ data ‖ padding.
+    static func checksumInput(_ packet: SCP80ResponsePacket, _ fields: SCP80ResponseFields) -> [UInt8] {
+        packet.userDataHeader + packet.header + fields.counter.bytes + [fields.paddingCount, fields.status.rawValue] + fields.data + fields.padding
     }
 
     /// SCP80Error → CryptoError (.invalidInput) for wire-format failures.
@@ -302,9 +316,7 @@ public struct SCP80Sender: Sendable {
         }
         let fields = try SCP80Crypto.wire { () throws(SCP80Error) in try SCP80ResponseFields(plain: plain, checksumLength: ccLength) }
         guard expectsCC else { return SCP80ReceivedPoR(packet: packet, fields: fields, isAuthenticated: false) }
-        let input = packet.userDataHeader + packet.header + fields.counter.bytes + [fields.paddingCount, fields.status.rawValue]
-            + fields.data + fields.padding
-        let expected = try SCP80Crypto.checksum(keys.checksumAlgorithm, key: keys.kid, input, length: ccLength)
+        let expected = try SCP80Crypto.checksum(keys.checksumAlgorithm, key: keys.kid, SCP80Crypto.checksumInput(packet, fields), length: ccLength)
         guard ConstantTime.equal(expected, fields.checksum) else { throw CryptoError(code: .invalidMAC, detail: "PoR CC does not match") }
         guard fields.counter == command.counter else {
             throw CryptoError(code: .counterRejected, detail: "PoR counter \(fields.counter), the command carried \(command.counter)")
@@ -540,10 +552,5 @@ public struct SCP80Receiver: Sendable {
 
     /// The key set named by a KIc/KID byte: its key version must exist and its algorithm nibble must be
     /// implicit (0) or the key set's algorithm.
-    func keySet(_ identifier: SCP80KeyIdentifier, cipher: Bool) -> SCP80KeySet? {
-        guard let keys = keySets.first(where: { $0.keyVersion == identifier.keyVersion }) else { return nil }
-        let algorithm = cipher ? keys.cipherAlgorithm : keys.checksumAlgorithm
-        guard identifier.isImplicit || identifier.algorithm == algorithm else { return nil }
-        return keys
-    }
+    func keySet(_ identifier: SCP80KeyIdentifier, cipher: Bool) -> SCP80KeySet? { SCP80KeySet.named(identifier, cipher: cipher, in: keySets) }
 }
