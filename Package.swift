@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(
             name: "M2MRolesTests",
             dependencies: [
-                "M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit", "M2MStorage", "M2MPolicy", "M2MTransport", "M2MEmulator",
+                "M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit", "M2MStorage", "M2MPolicy", "M2MTransport", "M2MEmulator", "M2MXML",
                 "M2MTrace",
             ], swiftSettings: strict),
         .testTarget(

@@ -83,6 +83,9 @@ public struct OutboxItem: Sendable, Hashable {
     public var nextAttemptAt: Timestamp
     public var lastError: String?
     public var operationID: Int64?
+    /// An asynchronous response: the FunctionCallIdentifier of the call it answers (the server maps
+    /// it to the request's wsa:MessageID for RelatesTo).
+    public var relatesTo: String?
 }
 
 /// A new outbox row.
@@ -94,8 +97,11 @@ public struct NewOutboxItem: Sendable, Hashable {
     public var smdp: OID?
     public var body: [UInt8]
     public var retryClass: String
+    public var relatesTo: String?
 
-    public init(messageType: String, via: String, recipient: OID, recipientRole: String, smdp: OID?, body: [UInt8], retryClass: String) {
+    public init(messageType: String, via: String, recipient: OID, recipientRole: String, smdp: OID?, body: [UInt8], retryClass: String,
+                relatesTo: String? = nil) {
+        self.relatesTo = relatesTo
         self.messageType = messageType
         self.via = via
         self.recipient = recipient
@@ -243,11 +249,19 @@ public protocol SMSRWriting: SMSRReading {
 }
 
 /// The SM-SR's store: reads on a snapshot, writes in one transaction each.
-public protocol SMSRStore: Sendable {
+public protocol SMSRStore: OutboxStore {
     func read<R>(_ body: (any SMSRReading) throws -> R) throws -> R
     func write<R>(_ body: (any SMSRWriting) throws -> R) throws -> R
     /// Encodes a new eUICC's rows for `SMSRWriting.insertEIS(_:now:)` (no database access).
     func prepare(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, audit: AuditTrailRecord?) throws(StorageError) -> NewEIS
+}
+
+extension SMSRStore {
+    public func dueOutbox(now: Timestamp, limit: Int) throws -> [OutboxItem] { try read { try $0.dueOutbox(now: now, limit: limit) } }
+    public func markDelivered(_ id: Int64, now: Timestamp) throws { try write { try $0.markDelivered(id, now: now) } }
+    public func reschedule(_ id: Int64, attempts: Int, at: Timestamp, error: String, dead: Bool) throws {
+        try write { try $0.reschedule(id, attempts: attempts, at: at, error: error, dead: dead) }
+    }
 }
 
 // MARK: - Schema
@@ -312,6 +326,10 @@ public enum SMSRSchema {
         Migration(version: 3, name: "operation-indexes", sql: """
             CREATE INDEX operation_by_call ON operation(function_call_id);
             CREATE INDEX decision_by_operation ON decision(operation_id);
+            """),
+        // Asynchronous responses in the outbox name the call they answer.
+        Migration(version: 4, name: "outbox-relates-to", sql: """
+            ALTER TABLE outbox ADD COLUMN relates_to TEXT;
             """),
     ]
 }
@@ -454,13 +472,7 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     }
 
     func functionCall(caller: OID, identifier: String) throws(StorageError) -> FunctionCallRecord? {
-        guard let row = try connection.row(
-            "SELECT id, function, request_digest, state, response FROM function_call WHERE caller = ?1 AND identifier = ?2",
-            [.text(caller.text), .text(identifier)]), case .integer(let id) = row[0]
-        else { return nil }
-        return FunctionCallRecord(
-            id: id, caller: caller, functionCallIdentifier: identifier, function: row[1].string ?? "", requestDigest: row[2].bytes ?? [],
-            state: FunctionCallRecord.State(rawValue: row[3].string ?? "") ?? .accepted, response: row[4].isNull ? nil : row[4].bytes)
+        try FunctionCallSQL.find(connection, caller: caller, identifier: identifier)
     }
 
     func operation(_ row: SQLiteRow) throws(StorageError) -> OperationRecord {
@@ -488,32 +500,11 @@ struct SQLiteSMSRTransaction: SMSRWriting {
         ).first.map { (row) throws(StorageError) in try operation(row) }
     }
 
-    func outboxItem(_ row: SQLiteRow) throws(StorageError) -> OutboxItem {
-        guard case .integer(let id) = row[0], let recipient = row[3].string.flatMap({ try? OID(text: $0) }),
-            let state = row[9].string.flatMap(OutboxItem.State.init(rawValue:))
-        else { throw StorageError(.corrupt, "outbox row") }
-        let operationID: Int64? = if case .integer(let v) = row[13] { v } else { nil }
-        return OutboxItem(
-            id: id, messageType: row[1].string ?? "", via: row[2].string ?? "", recipient: recipient, recipientRole: row[4].string ?? "",
-            smdp: row[5].string.flatMap { try? OID(text: $0) }, body: row[6].bytes ?? [], retryClass: row[7].string ?? "",
-            state: state, attempts: row[10].int ?? 0, nextAttemptAt: Timestamp(seconds: Int64(row[11].int ?? 0)),
-            lastError: row[12].string, operationID: operationID)
-    }
 
-    static let outboxColumns =
-        "id, message_type, via, recipient, recipient_role, smdp, body, retry_class, created_at, state, attempts, next_attempt_at, last_error, operation_id"
 
-    func outbox(states: [OutboxItem.State]) throws(StorageError) -> [OutboxItem] {
-        try connection.query("SELECT \(Self.outboxColumns) FROM outbox ORDER BY id").map { (row) throws(StorageError) in try outboxItem(row) }
-            .filter { states.contains($0.state) }
-    }
+    func outbox(states: [OutboxItem.State]) throws(StorageError) -> [OutboxItem] { try OutboxSQL.all(connection, states: states) }
 
-    func dueOutbox(now: Timestamp, limit: Int) throws(StorageError) -> [OutboxItem] {
-        try connection.query(
-            "SELECT \(Self.outboxColumns) FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
-            [.integer(now.seconds), SQLiteValue(limit)]
-        ).map { (row) throws(StorageError) in try outboxItem(row) }
-    }
+    func dueOutbox(now: Timestamp, limit: Int) throws(StorageError) -> [OutboxItem] { try OutboxSQL.due(connection, now: now, limit: limit) }
 
     func decisionCount(functionCallID: Int64?) throws(StorageError) -> Int {
         if let functionCallID {
@@ -677,26 +668,17 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     }
 
     func beginFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], now: Timestamp) throws(StorageError) -> Int64 {
-        try connection.run(
-            "INSERT INTO function_call(caller, identifier, function, request_digest, state, received_at) VALUES (?1, ?2, ?3, ?4, 'accepted', ?5)",
-            [.text(caller.text), .text(identifier), .text(function), .blob(digest), .text(now.text)])
-        return connection.lastInsertRowID
+        try FunctionCallSQL.begin(connection, caller: caller, identifier: identifier, function: function, digest: digest, now: now)
     }
 
     func recordFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], response: [UInt8], now: Timestamp)
         throws(StorageError)
     {
-        try connection.run(
-            """
-            INSERT INTO function_call(caller, identifier, function, request_digest, state, response, received_at, completed_at)
-            VALUES (?1, ?2, ?3, ?4, 'completed', ?5, ?6, ?6)
-            """,
-            [.text(caller.text), .text(identifier), .text(function), .blob(digest), .blob(response), .text(now.text)])
+        try FunctionCallSQL.record(connection, caller: caller, identifier: identifier, function: function, digest: digest, response: response, now: now)
     }
 
     func completeFunctionCall(_ id: Int64, response: [UInt8], now: Timestamp) throws(StorageError) {
-        try connection.run("UPDATE function_call SET state = 'completed', response = ?2, completed_at = ?3 WHERE id = ?1 AND state = 'accepted'",
-                           [.integer(id), .blob(response), .text(now.text)])
+        try FunctionCallSQL.complete(connection, id, response: response, now: now)
     }
 
     func insertOperation(eid: EID, kind: String, iccid: ICCID?, functionCallID: Int64?, machine: [UInt8], now: Timestamp) throws(StorageError) -> Int64 {
@@ -716,25 +698,13 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     }
 
     func appendOutbox(_ items: [NewOutboxItem], operationID: Int64?, now: Timestamp) throws(StorageError) {
-        for item in items {
-            try connection.run(
-                """
-                INSERT INTO outbox(message_type, via, recipient, recipient_role, smdp, body, retry_class, state, next_attempt_at, operation_id, created_at)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10)
-                """,
-                [.text(item.messageType), .text(item.via), .text(item.recipient.text), .text(item.recipientRole), SQLiteValue(item.smdp?.text),
-                 .blob(item.body), .text(item.retryClass), .integer(now.seconds), operationID.map { .integer($0) } ?? .null, .text(now.text)])
-        }
+        try OutboxSQL.append(connection, items, operationID: operationID, now: now)
     }
 
-    func markDelivered(_ id: Int64, now: Timestamp) throws(StorageError) {
-        try connection.run("UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at = ?2 WHERE id = ?1",
-                           [.integer(id), .text(now.text)])
-    }
+    func markDelivered(_ id: Int64, now: Timestamp) throws(StorageError) { try OutboxSQL.markDelivered(connection, id, now: now) }
 
     func reschedule(_ id: Int64, attempts: Int, at: Timestamp, error: String, dead: Bool) throws(StorageError) {
-        try connection.run("UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4, state = ?5 WHERE id = ?1",
-                           [.integer(id), SQLiteValue(attempts), .integer(at.seconds), .text(error), .text(dead ? "dead" : "pending")])
+        try OutboxSQL.reschedule(connection, id, attempts: attempts, at: at, error: error, dead: dead)
     }
 
     func appendDecision(hook: String, record: [UInt8], input: [UInt8]?, operationID: Int64?, functionCallID: Int64?, now: Timestamp) throws(StorageError) {

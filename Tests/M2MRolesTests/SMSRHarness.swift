@@ -62,10 +62,10 @@ struct SMSRHarness {
     var dbPath: String { directory.appendingPathComponent("smsr.sqlite").path }
 
     /// `cards` cards; card 0 holds A (enabled, fall-back) and B (disabled), card 1 A′ alone.
-    init(cards: Int = 3, faults: SMSRFaults = SMSRFaults(), capture: (any CaptureSink)? = nil) throws {
+    init(cards: Int = 3, faults: SMSRFaults = SMSRFaults(), capture: (any CaptureSink)? = nil, curve: Curve = .p256) throws {
         self.capture = capture
-        pki = try TestPKI.generate(curve: .p256)
-        fleet = try Fleet(seed: Array("smsr-tests".utf8), count: cards, curve: .p256, ciPublicKey: pki.ci.publicKey,
+        pki = try TestPKI.generate(curve: curve)
+        fleet = try Fleet(seed: Array("smsr-tests".utf8), count: cards, curve: curve, ciPublicKey: pki.ci.publicKey,
                           eum: EUMIssuer(key: pki.eumKey, eumID: Self.eumID))
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("m2mrsp-smsr-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

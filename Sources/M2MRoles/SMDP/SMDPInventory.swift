@@ -160,28 +160,74 @@ public final class SMDPInventory: Sendable {
     /// Reserves the next ICCID of `profileType` for `eid` and personalises the template with it, in one
     /// transaction. Unknown type: 8.2.5/3.9; none left: 8.2.5/3.7.
     public func reserve(profileType: String, eid: EID, order: String) throws(InventoryError) -> ReservedProfile {
+        try reserving(profileType) { tx, now in try take(profileType: profileType, iccid: nil, eid: eid, order: order, now: now, in: tx) }
+    }
+
+    /// Reserves the ICCID an order names (it must be available; `profileType`, when given, must be its
+    /// type). Unknown ICCID: 8.2.1/3.9; taken: 8.2.1/3.3; another type: 8.2.5/3.10.
+    public func reserve(iccid: ICCID, profileType: String?, eid: EID, order: String) throws(InventoryError) -> ReservedProfile {
+        try reserving(iccid.text) { tx, now in try take(profileType: profileType, iccid: iccid, eid: eid, order: order, now: now, in: tx) }
+    }
+
+    /// Takes an ICCID for an order within `tx`: the one named, else the next of the type.
+    func take(profileType: String?, iccid: ICCID?, eid: EID, order: String, now: Timestamp, in tx: any SMDPWriting) throws -> InventoryItem {
+        if let iccid {
+            guard let known = try tx.inventoryItem(iccid) else { throw InventoryError(.profileICCID, .unknown, "the ICCID is not in the inventory", identifier: iccid.text) }
+            if let profileType, known.profileType != profileType {
+                throw InventoryError(.profileType, .invalidAssociation, "the ICCID is of Profile Type \(known.profileType)", identifier: profileType)
+            }
+            guard let item = try tx.reserveInventory(iccid: iccid, eid: eid, order: order, now: now) else {
+                throw InventoryError(.profileICCID, .alreadyInUse, "the ICCID is \(known.state.rawValue)", identifier: iccid.text)
+            }
+            return item
+        }
+        guard let profileType else { throw InventoryError(.profileType, .mandatoryElementMissing, "an order names a Profile Type or an ICCID") }
+        guard try tx.profileType(profileType) != nil else { throw InventoryError(.profileType, .unknown, "unknown Profile Type", identifier: profileType) }
+        guard let item = try tx.reserveInventory(profileType: profileType, eid: eid, order: order, now: now) else {
+            throw InventoryError(.profileType, .unavailable, "no ICCID left for this Profile Type", identifier: profileType)
+        }
+        return item
+    }
+
+    func reserving(_ what: String, _ take: (any SMDPWriting, Timestamp) throws -> InventoryItem) throws(InventoryError) -> ReservedProfile {
         let now = clock.now()
         do {
-            return try store.write { tx throws -> ReservedProfile in
-                guard let type = try tx.profileType(profileType) else {
-                    throw InventoryError(.profileType, .unknown, "unknown Profile Type", identifier: profileType)
+            return try store.write { tx throws -> ReservedProfile in try personalized(try take(tx, now), in: tx) }
+        } catch let error as InventoryError {
+            throw error
+        } catch {
+            throw InventoryError(.functionProvider, .executionError, "reserving from the inventory: \(error)", identifier: what)
+        }
+    }
+
+    /// The package of a reserved (or installed) ICCID, personalised again: the same bytes as when it
+    /// was reserved (personalisation is deterministic), so a resumed download needs no stored copy.
+    public func package(for iccid: ICCID) throws(InventoryError) -> ReservedProfile {
+        do {
+            return try store.read { tx throws -> ReservedProfile in
+                guard let item = try tx.inventoryItem(iccid), item.state == .reserved || item.state == .installed else {
+                    throw InventoryError(.profileICCID, .unknown, "the ICCID is not reserved", identifier: iccid.text)
                 }
-                guard let item = try tx.reserveInventory(profileType: profileType, eid: eid, order: order, now: now) else {
-                    throw InventoryError(.profileType, .unavailable, "no ICCID left for this Profile Type", identifier: profileType)
-                }
-                let template = try sealer.open(type.sealedTemplate, context: Self.templateContext(profileType))
-                let ki = try item.sealedKi.map { try sealer.open($0, context: Self.keyContext(item.iccid, "ki")) }
-                let opc = try item.sealedOPc.map { try sealer.open($0, context: Self.keyContext(item.iccid, "opc")) }
-                var plainTemplate = template.bytes
-                defer { m2mZero(&plainTemplate) }
-                let package = try Self.personalize(plainTemplate, iccid: item.iccid, imsi: item.imsi, ki: ki, opc: opc)
-                return ReservedProfile(iccid: item.iccid, imsi: item.imsi, profileType: profileType, mno: type.mno, package: package)
+                return try personalized(item, in: tx)
             }
         } catch let error as InventoryError {
             throw error
         } catch {
-            throw InventoryError(.functionProvider, .executionError, "reserving from the inventory: \(error)", identifier: profileType)
+            throw InventoryError(.functionProvider, .executionError, "reading the inventory: \(error)", identifier: iccid.text)
         }
+    }
+
+    func personalized(_ item: InventoryItem, in tx: any SMDPReading) throws -> ReservedProfile {
+        guard let type = try tx.profileType(item.profileType) else {
+            throw InventoryError(.profileType, .unknown, "unknown Profile Type", identifier: item.profileType)
+        }
+        let template = try sealer.open(type.sealedTemplate, context: Self.templateContext(item.profileType))
+        let ki = try item.sealedKi.map { try sealer.open($0, context: Self.keyContext(item.iccid, "ki")) }
+        let opc = try item.sealedOPc.map { try sealer.open($0, context: Self.keyContext(item.iccid, "opc")) }
+        var plainTemplate = template.bytes
+        defer { m2mZero(&plainTemplate) }
+        let package = try Self.personalize(plainTemplate, iccid: item.iccid, imsi: item.imsi, ki: ki, opc: opc)
+        return ReservedProfile(iccid: item.iccid, imsi: item.imsi, profileType: item.profileType, mno: type.mno, package: package)
     }
 
     /// Marks a reserved ICCID installed (its download completed) or released (the order failed: it
@@ -190,6 +236,17 @@ public final class SMDPInventory: Sendable {
         let now = clock.now()
         do {
             try store.write { try $0.setInventoryState(iccid, installed ? .installed : .released, from: .reserved, now: now) }
+        } catch {
+            throw InventoryError(.profileICCID, .unknown, "\(error)", identifier: iccid.text)
+        }
+    }
+
+    /// Gives a reserved ICCID back to the pool: an order that failed before its Profile could reach a
+    /// card (no ISD-P was ever asked for).
+    public func unreserve(_ iccid: ICCID) throws(InventoryError) {
+        let now = clock.now()
+        do {
+            try store.write { try $0.setInventoryState(iccid, .available, from: .reserved, now: now) }
         } catch {
             throw InventoryError(.profileICCID, .unknown, "\(error)", identifier: iccid.text)
         }

@@ -123,11 +123,11 @@ public protocol NotificationDelivery: Sendable {
 /// `standard` doubles from 1 s to 10 min and gives up after 24 h of attempts; `best_effort` gives
 /// up after 3 attempts; `none` after 1.
 public struct OutboxDispatcher: Sendable {
-    public let store: any SMSRStore
+    public let store: any OutboxStore
     public let delivery: any NotificationDelivery
     public let clock: any Clock
 
-    public init(store: any SMSRStore, delivery: any NotificationDelivery, clock: any Clock) {
+    public init(store: any OutboxStore, delivery: any NotificationDelivery, clock: any Clock) {
         self.store = store
         self.delivery = delivery
         self.clock = clock
@@ -151,21 +151,19 @@ public struct OutboxDispatcher: Sendable {
     @discardableResult
     public func runOnce(limit: Int = 100) throws -> Int {
         let now = clock.now()
-        let due = try store.read { try $0.dueOutbox(now: now, limit: limit) }
+        let due = try store.dueOutbox(now: now, limit: limit)
         var delivered = 0
         for item in due {
             switch delivery.deliver(item) {
             case .delivered:
-                try store.write { try $0.markDelivered(item.id, now: clock.now()) }
+                try store.markDelivered(item.id, now: clock.now())
                 delivered += 1
             case .retry(let reason):
                 let attempts = item.attempts + 1
                 let (delay, dead) = Self.backoff(retryClass: item.retryClass, attempts: attempts)
-                try store.write {
-                    try $0.reschedule(item.id, attempts: attempts, at: Timestamp(seconds: now.seconds + delay), error: reason, dead: dead)
-                }
+                try store.reschedule(item.id, attempts: attempts, at: Timestamp(seconds: now.seconds + delay), error: reason, dead: dead)
             case .rejected(let reason):
-                try store.write { try $0.reschedule(item.id, attempts: item.attempts + 1, at: now, error: reason, dead: true) }
+                try store.reschedule(item.id, attempts: item.attempts + 1, at: now, error: reason, dead: true)
             }
         }
         return delivered
