@@ -11,6 +11,7 @@
 
 public import M2MCore
 import Foundation
+import Synchronization
 
 // MARK: - Stored values
 
@@ -340,6 +341,9 @@ public enum SMSRSchema {
 public final class SQLiteSMSRStore: SMSRStore {
     public let database: SQLiteDatabase
     public let codec: any SMSRDocumentCodec
+    /// The last documents decoded, by their bytes: every function reads its eUICC's EIS, and a
+    /// download or an enable reads the same one several times (docs/storage.md).
+    let memo = DocumentMemo(capacity: 4096)
 
     public init(path: String, configuration: SQLiteDatabase.Configuration = .init(), codec: any SMSRDocumentCodec = JSONDocumentCodec()) throws(StorageError) {
         database = try SQLiteDatabase(path: path, configuration: configuration, migrations: SMSRSchema.migrations)
@@ -347,11 +351,11 @@ public final class SQLiteSMSRStore: SMSRStore {
     }
 
     public func read<R>(_ body: (any SMSRReading) throws -> R) throws -> R {
-        try database.read { try body(SQLiteSMSRTransaction(connection: $0, codec: codec)) }
+        try database.read { try body(SQLiteSMSRTransaction(connection: $0, codec: codec, memo: memo)) }
     }
 
     public func write<R>(_ body: (any SMSRWriting) throws -> R) throws -> R {
-        try database.write { try body(SQLiteSMSRTransaction(connection: $0, codec: codec)) }
+        try database.write { try body(SQLiteSMSRTransaction(connection: $0, codec: codec, memo: memo)) }
     }
 
     public func prepare(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, audit: AuditTrailRecord?) throws(StorageError) -> NewEIS {
@@ -362,6 +366,7 @@ public final class SQLiteSMSRStore: SMSRStore {
 struct SQLiteSMSRTransaction: SMSRWriting {
     let connection: SQLiteConnection
     let codec: any SMSRDocumentCodec
+    var memo: DocumentMemo? = nil
 
     func encodeEIS(_ eis: EIS) throws(StorageError) -> [UInt8] {
         do { return try codec.encode(eis) } catch { throw StorageError(.corrupt, "cannot encode an EIS document") }
@@ -409,12 +414,18 @@ struct SQLiteSMSRTransaction: SMSRWriting {
             case .integer(let id) = row[0]
         else { return nil }
         var eis: EIS
-        do { eis = try codec.decodeEIS(row[1].bytes ?? []) } catch { throw StorageError(.corrupt, "EIS document of \(eid.text) does not decode") }
+        do {
+            let bytes = row[1].bytes ?? []
+            eis = try memo?.eis(bytes, codec.decodeEIS) ?? codec.decodeEIS(bytes)
+        } catch { throw StorageError(.corrupt, "EIS document of \(eid.text) does not decode") }
         // The emergency attribute is a column too: SGP.02's XML carries it at EIS level, not in ProfileInfo.
         eis.profiles = try connection.query("SELECT document, emergency FROM profile WHERE eis_id = ?1 ORDER BY position, id", [.integer(id)])
             .map { (row) throws(StorageError) in
                 var profile: ProfileInfo
-                do { profile = try codec.decodeProfile(row[0].bytes ?? []) } catch { throw StorageError(.corrupt, "Profile document does not decode") }
+                do {
+                    let bytes = row[0].bytes ?? []
+                    profile = try memo?.profile(bytes, codec.decodeProfile) ?? codec.decodeProfile(bytes)
+                } catch { throw StorageError(.corrupt, "Profile document does not decode") }
                 profile.emergencyProfileAttribute = row[1].int == 1
                 return profile
             }
@@ -720,5 +731,40 @@ struct SQLiteSMSRTransaction: SMSRWriting {
             INSERT INTO card_notification(eis_id, sequence, type, aid, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
             ON CONFLICT(eis_id, sequence) DO UPDATE SET type = excluded.type, aid = excluded.aid, received_at = excluded.received_at
             """, [.integer(try requireEISID(eid)), SQLiteValue(sequence), SQLiteValue(type), .blob(aid), .text(now.text)])
+    }
+}
+
+/// Decoded documents by their exact bytes (decoding is a pure function of them, so an entry is never
+/// stale). Bounded: emptied when full.
+final class DocumentMemo: Sendable {
+    let capacity: Int
+    let eisDocuments = Mutex<[Key: EIS]>([:])
+    let profileDocuments = Mutex<[Key: ProfileInfo]>([:])
+
+    /// The bytes, hashed as one buffer ([UInt8]'s own hash feeds the hasher byte by byte).
+    struct Key: Hashable {
+        let bytes: [UInt8]
+        func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
+    }
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func eis(_ bytes: [UInt8], _ decode: ([UInt8]) throws -> EIS) throws -> EIS {
+        try Self.lookup(eisDocuments, bytes, capacity, decode)
+    }
+
+    func profile(_ bytes: [UInt8], _ decode: ([UInt8]) throws -> ProfileInfo) throws -> ProfileInfo {
+        try Self.lookup(profileDocuments, bytes, capacity, decode)
+    }
+
+    static func lookup<V: Sendable>(_ table: borrowing Mutex<[Key: V]>, _ bytes: [UInt8], _ capacity: Int, _ decode: ([UInt8]) throws -> V) throws -> V {
+        let key = Key(bytes: bytes)
+        if let known = table.withLock({ $0[key] }) { return known }
+        let value = try decode(bytes)
+        table.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = value
+        }
+        return value
     }
 }

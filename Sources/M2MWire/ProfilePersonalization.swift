@@ -163,53 +163,8 @@ extension ProfilePackage {
     public static func personalize(_ template: [UInt8], with values: ProfilePersonalization, options: Options = .init())
         throws(ProfilePersonalizationError) -> [UInt8]
     {
-        let package: ProfilePackage
-        do throws(ProfilePackageError) {
-            package = try ProfilePackage(der: template, options: options)
-        } catch {
-            throw ProfilePersonalizationError(.invalidTemplate, "\(error)")
-        }
-        var out = template
-        func put(_ value: [UInt8], at range: Range<Int>, _ what: String) throws(ProfilePersonalizationError) {
-            guard value.count == range.count else {
-                throw ProfilePersonalizationError(.sizeMismatch, "\(what) is \(value.count) bytes, the template's \(range.count)")
-            }
-            out.replaceSubrange(range, with: value)
-        }
-        // The header's iccid [3].
-        let header = package.elements[0]
-        guard let iccidNode = try nodes(template, in: (header.offset + header.valueOffset)..<(header.offset + header.size)).first(where: { $0.tag == 0x83 }) else {
-            throw ProfilePersonalizationError(.fieldMissing, "the ProfileHeader has no iccid")
-        }
-        try put(headerICCID(values.iccid), at: iccidNode.range, "the header ICCID")
-        // EF.ICCID in PE-MF.
-        guard let mf = package.elements.first(where: { $0.type == .mf }), let efICCIDRange = try fileContent(template, in: mf, fid: [0x2F, 0xE2]) else {
-            throw ProfilePersonalizationError(.fieldMissing, "PE-MF has no EF.ICCID (2FE2) content")
-        }
-        try put(Self.efICCID(values.iccid), at: efICCIDRange, "EF.ICCID")
-        if let imsi = values.imsi {
-            guard let usim = package.elements.first(where: { $0.type == .usim }), let efIMSI = try fileContent(template, in: usim, fid: [0x6F, 0x07]) else {
-                throw ProfilePersonalizationError(.fieldMissing, "no USIM PE with EF.IMSI (6F07) content")
-            }
-            guard efIMSI.count >= 2, (imsi.text.count + 2) / 2 <= efIMSI.count - 1 else {
-                throw ProfilePersonalizationError(.sizeMismatch, "an IMSI of \(imsi.text.count) digits does not fit EF.IMSI's \(efIMSI.count) bytes")
-            }
-            try put(Self.efIMSIContent(imsi, size: efIMSI.count), at: efIMSI, "EF.IMSI")
-        }
-        if values.ki != nil || values.opc != nil {
-            let aka = package.elements.filter { $0.type == .akaParameter }
-            guard !aka.isEmpty else { throw ProfilePersonalizationError(.fieldMissing, "no akaParameter PE for Ki/OPc") }
-            for element in aka {
-                guard let ranges = try akaRanges(template, in: element) else {
-                    throw ProfilePersonalizationError(.fieldMissing, "akaParameter PE \(element.index) has no algorithm key")
-                }
-                if let ki = values.ki { try put(ki, at: ranges.ki, "Ki") }
-                if let opc = values.opc {
-                    guard let range = ranges.opc else { throw ProfilePersonalizationError(.fieldMissing, "akaParameter PE \(element.index) has no OPc") }
-                    try put(opc, at: range, "OPc")
-                }
-            }
-        }
+        let plan = try PersonalizationPlan(template: template, options: options, values: values)
+        let out = try plan.apply(to: template, values)
         let result: ProfilePackage
         do throws(ProfilePackageError) {
             result = try ProfilePackage(der: out, options: options)
@@ -244,5 +199,93 @@ extension ProfilePackage {
             }
         }
         return values
+    }
+}
+
+/// Where `ProfilePackage.personalize` writes in one template — found once (one parse of the
+/// template), then applied to any number of orders by replacing those byte ranges. Every value has
+/// the size of the range it replaces, so the DER structure is the template's: an SM-DP that checked
+/// each pool entry with `personalize` at import can apply the plan per order without parsing again.
+public struct PersonalizationPlan: Sendable, Hashable {
+    public let headerICCID: Range<Int>
+    public let efICCID: Range<Int>
+    public let efIMSI: Range<Int>?
+    let ki: [Range<Int>]
+    let opc: [Range<Int>?]
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.headerICCID == b.headerICCID && a.efICCID == b.efICCID && a.efIMSI == b.efIMSI && a.ki == b.ki && a.opc == b.opc
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(headerICCID)
+        hasher.combine(efICCID)
+    }
+
+    /// `values`, when given, says which fields must be there (an IMSI needs EF.IMSI, keys an akaParameter PE).
+    public init(template: [UInt8], options: ProfilePackage.Options = .init(), values: ProfilePersonalization? = nil) throws(ProfilePersonalizationError) {
+        let package: ProfilePackage
+        do throws(ProfilePackageError) {
+            package = try ProfilePackage(der: template, options: options)
+        } catch {
+            throw ProfilePersonalizationError(.invalidTemplate, "\(error)")
+        }
+        let header = package.elements[0]
+        guard let iccidNode = try ProfilePackage.nodes(template, in: (header.offset + header.valueOffset)..<(header.offset + header.size)).first(where: { $0.tag == 0x83 })
+        else { throw ProfilePersonalizationError(.fieldMissing, "the ProfileHeader has no iccid") }
+        headerICCID = iccidNode.range
+        guard let mf = package.elements.first(where: { $0.type == .mf }), let efICCIDRange = try ProfilePackage.fileContent(template, in: mf, fid: [0x2F, 0xE2]) else {
+            throw ProfilePersonalizationError(.fieldMissing, "PE-MF has no EF.ICCID (2FE2) content")
+        }
+        efICCID = efICCIDRange
+        if let usim = package.elements.first(where: { $0.type == .usim }) {
+            efIMSI = try ProfilePackage.fileContent(template, in: usim, fid: [0x6F, 0x07])
+        } else {
+            efIMSI = nil
+        }
+        if values?.imsi != nil, efIMSI == nil { throw ProfilePersonalizationError(.fieldMissing, "no USIM PE with EF.IMSI (6F07) content") }
+        var ki: [Range<Int>] = []
+        var opc: [Range<Int>?] = []
+        for element in package.elements where element.type == .akaParameter {
+            guard let ranges = try ProfilePackage.akaRanges(template, in: element) else {
+                throw ProfilePersonalizationError(.fieldMissing, "akaParameter PE \(element.index) has no algorithm key")
+            }
+            ki.append(ranges.ki)
+            opc.append(ranges.opc)
+        }
+        if values?.ki != nil || values?.opc != nil, ki.isEmpty { throw ProfilePersonalizationError(.fieldMissing, "no akaParameter PE for Ki/OPc") }
+        self.ki = ki
+        self.opc = opc
+    }
+
+    /// The template with `values` in place (no parse).
+    public func apply(to template: [UInt8], _ values: ProfilePersonalization) throws(ProfilePersonalizationError) -> [UInt8] {
+        var out = template
+        func put(_ value: [UInt8], at range: Range<Int>, _ what: String) throws(ProfilePersonalizationError) {
+            guard value.count == range.count, range.upperBound <= out.count else {
+                throw ProfilePersonalizationError(.sizeMismatch, "\(what) is \(value.count) bytes, the template's \(range.count)")
+            }
+            out.replaceSubrange(range, with: value)
+        }
+        try put(ProfilePackage.headerICCID(values.iccid), at: headerICCID, "the header ICCID")
+        try put(ProfilePackage.efICCID(values.iccid), at: efICCID, "EF.ICCID")
+        if let imsi = values.imsi {
+            guard let efIMSI else { throw ProfilePersonalizationError(.fieldMissing, "no USIM PE with EF.IMSI (6F07) content") }
+            guard efIMSI.count >= 2, (imsi.text.count + 2) / 2 <= efIMSI.count - 1 else {
+                throw ProfilePersonalizationError(.sizeMismatch, "an IMSI of \(imsi.text.count) digits does not fit EF.IMSI's \(efIMSI.count) bytes")
+            }
+            try put(ProfilePackage.efIMSIContent(imsi, size: efIMSI.count), at: efIMSI, "EF.IMSI")
+        }
+        if values.ki != nil || values.opc != nil {
+            guard !ki.isEmpty else { throw ProfilePersonalizationError(.fieldMissing, "no akaParameter PE for Ki/OPc") }
+            for index in ki.indices {
+                if let value = values.ki { try put(value, at: ki[index], "Ki") }
+                if let value = values.opc {
+                    guard let range = opc[index] else { throw ProfilePersonalizationError(.fieldMissing, "akaParameter PE \(index) has no OPc") }
+                    try put(value, at: range, "OPc")
+                }
+            }
+        }
+        return out
     }
 }

@@ -152,3 +152,24 @@ struct SnapshotTests {
         #expect(input.digest.count == 16)
     }
 }
+
+@Suite("PolicyResult JSON")
+struct PolicyResultJSONTests {
+    @Test("The hand-written JSON of every kind of result decodes back equal with JSONDecoder")
+    func roundTrip() throws {
+        let results: [PolicyResult] = [
+            .decision(DecisionOutcome(.allow)),
+            .decision(DecisionOutcome(.allowWithWarning(subject: SubjectCode.pol2, reason: ReasonCode.refused, message: "warn \"quoted\"\n"), autoDelete: [
+                try ICCID(withoutCheckDigit: "894450000000000012")])),
+            .decision(DecisionOutcome(.deny(subject: SubjectCode.pol2, reason: ReasonCode.refused, message: nil))),
+            .routes([Route(via: .es2, smdp: "1.3.6.1.4.1.99999.3.1", recipient: "1.3.6.1.4.1.99999.4.1", role: .mno, retry: .critical),
+                     Route(via: .es4, recipient: "1.3.6.1.4.1.99999.5.1", role: .m2mSP, retry: .bestEffort)]),
+            .routes([]),
+            .filter(.keep), .filter(.drop(message: "discarded by ONC")), .filter(.drop(message: nil)),
+        ]
+        for result in results {
+            let decoded = try JSONDecoder().decode(PolicyResult.self, from: Data(result.jsonText.utf8))
+            #expect(decoded == result, "\(result.jsonText)")
+        }
+    }
+}

@@ -153,15 +153,15 @@ struct SMSRTests {
         let call = try #require(try h.store.read { try $0.functionCall(caller: H.mno, identifier: "e-1") })
         #expect(try h.store.read { try $0.decisionCount(functionCallID: call.id) } >= 3)
         // Replay: the stored answer, no second ES5 exchange.
-        let counter = try h.store.read { try $0.scp80Counter(h.eid(0)) }
+        let counter = h.fleet.card(at: 0).scp80Counter
         let again = h.smsr.enableProfile(request, context: RequestContext(caller: H.mno))
         #expect(again.functionExecutionStatus == response.functionExecutionStatus)
-        #expect(try h.store.read { try $0.scp80Counter(h.eid(0)) } == counter)
+        #expect(h.fleet.card(at: 0).scp80Counter == counter)
         #expect(try h.outbox().count == sent.count + 1)
         // Enabling the enabled Profile: POL2 (Lua) refuses before any ES5 command.
         let twice = h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e-2", eid: h.eid(0), iccid: H.iccidB), context: RequestContext(caller: H.mno))
         #expect(twice.functionExecutionStatus.codes == "8.2.1/3.5")
-        #expect(try h.store.read { try $0.scp80Counter(h.eid(0)) } == counter)
+        #expect(h.fleet.card(at: 0).scp80Counter == counter)
     }
 
     @Test("Refusals: POL2 in Lua, POL1 on the card (69E1), roll-back on the card (notification 03), other Operator, M2M SP without PLMA")

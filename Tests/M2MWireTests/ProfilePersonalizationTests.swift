@@ -47,6 +47,11 @@ struct ProfilePersonalizationTests {
         let again = ProfilePersonalization(iccid: try ICCID(withoutCheckDigit: "894450000000000012"), imsi: try IMSI(text: "00101"))
         #expect(try ProfilePackage.personalize(package, with: again) == (try ProfilePackage.personalize(
             try ProfilePackage.personalize(template, with: ProfilePersonalization(iccid: again.iccid, ki: ki, opc: opc)), with: again)))
+        // The plan (found once per template, no parse per order) writes the same bytes.
+        let plan = try PersonalizationPlan(template: template)
+        #expect(try plan.apply(to: template, order) == package)
+        #expect(try plan.apply(to: template, again) == (try ProfilePackage.personalize(template, with: again)))
+        #expect(throws: ProfilePersonalizationError.self) { try plan.apply(to: template, ProfilePersonalization(iccid: order.iccid, ki: [1, 2, 3])) }
     }
 
     @Test("Short ICCIDs and IMSIs are F-padded; values of the wrong size and broken templates are refused")

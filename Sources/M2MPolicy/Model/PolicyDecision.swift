@@ -154,3 +154,36 @@ public enum PolicyResult: Sendable, Hashable, Codable {
     public var routes: [Route]? { if case .routes(let r) = self { r } else { nil } }
     public var filter: FilterDecision? { if case .filter(let f) = self { f } else { nil } }
 }
+
+extension PolicyResult {
+    /// The result's Codable form as JSON, written by hand (JSONEncoder cost more than the SQLite
+    /// transaction storing a decision record); `JSONDecoder` reads it back equal (tested).
+    public var jsonText: String {
+        func status(_ kind: String, _ s: SubjectCode, _ r: ReasonCode, _ m: String?) -> String {
+            var members = [("kind", JSONText.quoted(kind)), ("subject", JSONText.quoted(s.rawValue)), ("reason", JSONText.quoted(r.rawValue))]
+            if let m { members.append(("message", JSONText.quoted(m))) }
+            return JSONText.objectText(members)
+        }
+        switch self {
+        case .decision(let outcome):
+            let decision: String = switch outcome.decision {
+            case .allow: JSONText.objectText([("kind", JSONText.quoted("allow"))])
+            case .allowWithWarning(let s, let r, let m): status("warn", s, r, m)
+            case .deny(let s, let r, let m): status("deny", s, r, m)
+            }
+            let autoDelete = JSONText.array(outcome.autoDelete.map { JSONText.quoted($0.text) })
+            return JSONText.enumCase("decision", JSONText.objectText([("decision", decision), ("autoDelete", autoDelete)]))
+        case .routes(let routes):
+            return JSONText.enumCase("routes", JSONText.array(routes.map { route in
+                var members = [("via", JSONText.quoted(route.via.rawValue)), ("recipient", JSONText.quoted(route.recipient.text)),
+                               ("role", JSONText.quoted(route.role.rawValue)), ("retry", JSONText.quoted(route.retry.rawValue))]
+                if let smdp = route.smdp { members.append(("smdp", JSONText.quoted(smdp.text))) }
+                return JSONText.objectText(members)
+            }))
+        case .filter(.keep):
+            return JSONText.enumCase("filter", JSONText.enumCase("keep"))
+        case .filter(.drop(let message)):
+            return JSONText.enumCase("filter", JSONText.objectText([("drop", JSONText.objectText(message.map { [("message", JSONText.quoted($0))] } ?? []))]))
+        }
+    }
+}

@@ -12,6 +12,7 @@ public import M2MCore
 public import M2MCrypto
 public import M2MStorage
 import M2MWire
+import Synchronization
 
 /// One ICCID of a pool, with what personalises it.
 public struct PoolEntry: Sendable {
@@ -55,6 +56,8 @@ public final class SMDPInventory: Sendable {
     public let store: any SMDPStore
     let sealer: KeySealer
     let clock: any Clock
+    /// Where each template (by digest) takes an order's values: one parse per template, not per order.
+    let plans = Mutex<[[UInt8]: PersonalizationPlan]>([:])
 
     /// `storageKey`: 32 bytes (AES-128 key ‖ CMAC key), as the SM-SR's.
     public init(store: any SMDPStore, storageKey: SecureBytes, clock: any Clock = SystemClock()) throws(CryptoError) {
@@ -226,7 +229,21 @@ public final class SMDPInventory: Sendable {
         let opc = try item.sealedOPc.map { try sealer.open($0, context: Self.keyContext(item.iccid, "opc")) }
         var plainTemplate = template.bytes
         defer { m2mZero(&plainTemplate) }
-        let package = try Self.personalize(plainTemplate, iccid: item.iccid, imsi: item.imsi, ki: ki, opc: opc)
+        let plan: PersonalizationPlan
+        if let known = plans.withLock({ $0[type.templateDigest] }) {
+            plan = known
+        } else {
+            plan = try PersonalizationPlan(template: plainTemplate)
+            plans.withLock { $0[type.templateDigest] = plan }
+        }
+        // Import checked this entry with the full `personalize` (parsed back); the plan replaces the same ranges.
+        var kiBytes = ki?.bytes
+        var opcBytes = opc?.bytes
+        defer {
+            if kiBytes != nil { m2mZero(&kiBytes!) }
+            if opcBytes != nil { m2mZero(&opcBytes!) }
+        }
+        let package = try plan.apply(to: plainTemplate, ProfilePersonalization(iccid: item.iccid, imsi: item.imsi, ki: kiBytes, opc: opcBytes))
         return ReservedProfile(iccid: item.iccid, imsi: item.imsi, profileType: item.profileType, mno: type.mno, package: package)
     }
 

@@ -9,6 +9,7 @@ import M2MCrypto
 import M2MStorage
 import M2MTransport
 import M2MWire
+import Synchronization
 
 /// A default notification from the card: `E1 { 4C EID, 4D type, 4E sequence, 4F AID, 14 IMEI }`.
 struct CardNotification: Hashable {
@@ -63,19 +64,39 @@ struct CardSession {
             kid: try smsr.sealer.open(kidSealed.sealed, context: KeySealer.context(eid: eid, keysetVersion: 1, keyIndex: 2)))
     }
 
-    /// Reserves the next SCP80 counter (committed before the packet leaves) and returns the last one.
+    /// Reserves the next SCP80 counter and returns the last one. Counters are reserved in the store
+    /// in blocks (`SMSR.counterBlock` at a time, committed before any packet of the block leaves) and
+    /// handed out from memory: a restart skips what was left of a block — counters only need to
+    /// increase — and a packet costs a read instead of a write transaction.
     func reserveCounter() throws(ES5Failure) -> SCP80Counter {
-        let last: UInt64
-        do {
-            last = try smsr.store.write { tx throws -> UInt64 in
-                let current = try tx.scp80Counter(eid) ?? 0
-                try tx.setSCP80Counter(eid, current + 1)  // reserved before the packet leaves
-                return current
-            }
-        } catch {
-            throw ES5Failure(status: .failed(.functionProvider, .executionError, message: "SCP80 counter: \(error)"))
+        let eid = self.eid
+        // The block is still this process's when the store's reservation is where it left it (another
+        // SM-SR process on the same database may have reserved since: then a new block).
+        let stored = try? smsr.store.read { try $0.scp80Counter(eid) }
+        var last = smsr.counterBlocks.withLock { blocks -> UInt64? in
+            guard var block = blocks[eid], block.next < block.limit, stored == block.limit else { return nil }
+            defer { block.next += 1; blocks[eid] = block }
+            return block.next
         }
-        guard let counter = SCP80Counter(exactly: last) else {
+        if last == nil {
+            do {
+                let reserved = try smsr.store.write { tx throws -> UInt64 in
+                    let current = try tx.scp80Counter(eid) ?? 0
+                    try tx.setSCP80Counter(eid, current + SMSR.counterBlock)  // reserved before any packet of the block leaves
+                    return current
+                }
+                smsr.counterBlocks.withLock { blocks in
+                    // A block reserved later by another thread may be there already: keep the higher one.
+                    if (blocks[eid]?.limit ?? 0) < reserved + SMSR.counterBlock {
+                        blocks[eid] = (next: reserved + 1, limit: reserved + SMSR.counterBlock)
+                    }
+                }
+                last = reserved
+            } catch {
+                throw ES5Failure(status: .failed(.functionProvider, .executionError, message: "SCP80 counter: \(error)"))
+            }
+        }
+        guard let last, let counter = SCP80Counter(exactly: last) else {
             throw ES5Failure(status: .failed(.isdr, .maximumAttemptsExceeded, identifier: eid.text, message: "the SCP80 counter is exhausted"))
         }
         return counter

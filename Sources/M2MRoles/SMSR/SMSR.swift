@@ -22,6 +22,7 @@ public import M2MTransport
 import M2MWire
 import M2MXML
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -138,6 +139,10 @@ public final class SMSR: Sendable {
     /// Where cards open SCP81 admin sessions; nil: scripts go through `transport.runScript`.
     public let adminServer: SCP81AdminServer?
     let sealer: KeySealer
+    /// SCP80 counters reserved in the store and not used yet, per eUICC (CardSession.reserveCounter).
+    let counterBlocks = Mutex<[EID: (next: UInt64, limit: UInt64)]>([:])
+    /// How many SCP80 counters one store transaction reserves.
+    static let counterBlock: UInt64 = 16
 
     public init(
         configuration: SMSRConfiguration, trust: SMSRTrust, store: any SMSRStore, policy: PolicyEngine, transport: any EUICCTransport,
@@ -225,25 +230,13 @@ extension SMSR {
     /// beside the input in the engine's binary form (`DecisionRecord.input.encoded`). Foundation's
     /// JSON of the whole record (input included) cost more than the rest of an enable.
     static func encodeDecision(_ record: DecisionRecord) -> [UInt8] {
-        func quoted(_ text: String) -> String {
-            var out = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out + "\""
-        }
+        let quoted = JSONText.quoted
         var text = "{\"v\":1,\"sequence\":\(record.sequence),\"time\":\"\(record.time.text)\",\"hook\":\"\(record.hook.rawValue)\""
         if let bundle = record.bundle { text += ",\"bundle\":" + quoted(bundle.description) }
         if let decidedBy = record.decidedBy { text += ",\"decided_by\":" + quoted(decidedBy) }
         if let error = record.error { text += ",\"error\":" + quoted("\(error)") }
         text += ",\"input_digest\":\"\(record.inputDigest)\",\"duration_ns\":\(record.durationNanoseconds)"
-        let result = (try? JSONCoding.encode(record.result)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+        let result = record.result.jsonText
         text += ",\"result\":" + result + "}"
         return Array(text.utf8)
     }

@@ -77,6 +77,10 @@ struct SMSRBench: ParsableCommand {
     }
 
     func makeSMSR(pki: TestPKI, path: String, fleet: Fleet) throws -> (SMSR, SQLiteSMSRStore) {
+        try Self.makeSMSR(pki: pki, path: path, fleet: fleet, plugins: plugins, policies: policies)
+    }
+
+    static func makeSMSR(pki: TestPKI, path: String, fleet: Fleet, plugins: String? = nil, policies: String? = nil) throws -> (SMSR, SQLiteSMSRStore) {
         let store = try SQLiteSMSRStore(path: path, codec: XMLDocumentCodec())
         var configuration = SMSRConfiguration(smsrID: Self.smsrID, storageKey: SecureBytes(SecureRandom.bytes(32)))
         configuration.acceptClearISDRKeys = true
