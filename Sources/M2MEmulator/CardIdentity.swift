@@ -52,7 +52,8 @@ public struct CardIdentity: Sendable, Hashable {
         return try! EID(prefix30: prefix)
     }
 
-    /// SK.ECASD.ECKA: a valid scalar derived from the seed (retrying past the rare invalid value).
+    /// SK.ECASD.ECKA: a valid scalar derived from the seed (retrying past an invalid value: rare on
+    /// P-256, about one draw in three on brainpoolP256r1, whose order is well below 2^256).
     public func ecasdKey() throws(CryptoError) -> ECPrivateKey {
         if let fixedECASDScalar { return try ECPrivateKey(rawScalar: fixedECASDScalar, curve: curve) }
         var attempt = 0
@@ -61,16 +62,19 @@ public struct CardIdentity: Sendable, Hashable {
                 return try ECPrivateKey(rawScalar: derive("ecasd-\(attempt)"), curve: curve)
             } catch {
                 attempt += 1
-                if attempt > 8 { throw error }
+                if attempt >= Self.scalarAttempts { throw error }
             }
         }
     }
+
+    /// Draws before giving up: 64 invalid draws in a row on brainpoolP256r1 is ~1e-30 (9 was ~6e-5 per card).
+    static let scalarAttempts = 64
 
     /// SK.ECASD.ECKA for ECDH only (the same scalar as `ecasdKey()`, without computing PK.ECASD): what
     /// the card needs in a key establishment.
     public func ecasdAgreementKey() throws(CryptoError) -> ECAgreementKey {
         if let fixedECASDScalar { return try ECAgreementKey(rawScalar: fixedECASDScalar, curve: curve) }
-        for attempt in 0...8 {
+        for attempt in 0..<Self.scalarAttempts {
             let scalar = derive("ecasd-\(attempt)")
             if curve.isValidScalar(scalar) { return try ECAgreementKey(rawScalar: scalar, curve: curve) }
         }
