@@ -144,6 +144,41 @@ struct SMDPRelayTests {
         if case .rejected = d.smdp.receive(Array("<x/>".utf8), from: H.smsrID) {} else { Issue.record("a non-notification was accepted") }
     }
 
+    @Test("Each of the 11 ES3 notifications becomes its ES2 counterpart for the Operator it names")
+    func everyNotification() throws {
+        let d = try D()
+        defer { d.cleanUp() }
+        let eid = d.sr.eid(1), iccid = H.iccidA, now = d.sr.clock.now()
+        let plma = PLMA(mnoID: H.mno, m2mSPID: H.sp, profileType: try String100(text: H.profileType), authorisedFunctions: [.getEIS], authorisedNotifications: [])
+        let notes: [any SGP02Message] = [
+            ES3.HandleProfileEnabledNotification(eid: eid, iccid: iccid, mnoID: H.mno, completionTimestamp: now),
+            ES3.HandleProfileDisabledNotification(eid: eid, iccid: iccid, mnoID: H.mno, completionTimestamp: now),
+            ES3.HandleProfileDeletedNotification(eid: eid, iccid: iccid, mnoID: H.mno, completionTimestamp: now),
+            ES3.HandleProfileDownloadedNotification(eid: eid, iccid: iccid, mnoID: H.mno, completionTimestamp: now),
+            ES3.HandleProfilePOL2UpdatedNotification(eid: eid, iccid: iccid, mnoID: H.mno, pol2: POL2(), completionTimestamp: now),
+            ES3.HandleFallBackAttributeSetNotification(eid: eid, iccid: iccid, mnoID: H.mno, completionTimestamp: now),
+            ES3.HandleFallBackAttributeUnsetNotification(eid: eid, iccid: iccid, mnoID: H.mno, completionTimestamp: now),
+            ES3.HandleEmergencyProfileAttributeSetNotification(eid: eid, iccid: iccid, mnoID: H.mno, completionTimestamp: now),
+            ES3.HandleEmergencyProfileAttributeUnsetNotification(eid: eid, iccid: iccid, mnoID: H.mno, completionTimestamp: now),
+            ES3.HandlePLMASettingNotification(plma: plma, completionTimestamp: now),
+            ES3.HandleSMSRChangeNotification(eis: try d.sr.eis(card: 0), mnoID: H.mno, completionTimestamp: now),
+        ]
+        for note in notes {
+            var writer = XMLWriter(declaration: false, indent: 0)
+            writer.startElement(note.descriptor.qualifiedName)
+            writer.attribute("xmlns:rps", Namespace.rps)
+            note.writeContent(to: &writer)
+            writer.endElement()
+            #expect(d.smdp.receive(writer.bytes, from: H.smsrID) == .delivered, "\(note.descriptor.elementName)")
+        }
+        let sent = try d.store.read { try $0.outbox(states: [.pending]) }
+        #expect(sent.map(\.messageType) == notes.map { "ES2-" + $0.descriptor.elementName.dropFirst(4) })
+        #expect(sent.allSatisfy { $0.recipient == H.mno && $0.via == "ES2" })
+        // SMSRChange carries the Operator's part of the EIS only.
+        let change = try StoredMessage(try #require(sent.last).body).decode(ES2.HandleSMSRChangeNotification.self)
+        #expect(change.eis.profiles.allSatisfy { $0.mnoID == H.mno } && change.eis.eid == d.sr.eid(0))
+    }
+
     /// What the Operator ends with: the EIS's Profiles and the notifications it received.
     struct Outcome: Equatable {
         struct Profile: Equatable { var iccid: ICCID, state: ProfileState, fallBack: Bool, emergency: Bool, aid: AID, smdp: OID?, mno: OID }
