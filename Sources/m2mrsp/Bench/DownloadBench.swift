@@ -63,7 +63,7 @@ struct DownloadBench: ParsableCommand {
         SMSRBench.progress("download: \(total) cards on \(curve), SM-SR and SM-DP on SQLite, \(total) ICCIDs imported…")
         let fleet = try Fleet(seed: Array("bench download".utf8), count: total, curve: curve, ciPublicKey: pki.ci.publicKey,
                               eum: EUMIssuer(key: pki.eumKey, eumID: SMSRBench.eumID))
-        let (smsr, _) = try SMSRBench.makeSMSR(pki: pki, path: directory.appendingPathComponent("smsr.sqlite").path, fleet: fleet)
+        let (smsr, smsrStore) = try SMSRBench.makeSMSR(pki: pki, path: directory.appendingPathComponent("smsr.sqlite").path, fleet: fleet)
         try smsr.register(Party(oid: Self.smdpID, role: .smdp))
         let now = SystemClock().now()
         var registrations: [ES1.RegisterEISRequest] = []
@@ -124,6 +124,7 @@ struct DownloadBench: ParsableCommand {
         var ours = 0.0, floor = 0.0
         for round in 0..<rounds {
             SMSRBench.progress("download: round \(round + 1)/\(rounds), \(count) downloads…")
+            let before = (smsrStore.database.transactionCounts, smdpStore.database.transactionCounts)
             let start = DispatchTime.now().uptimeNanoseconds
             for k in 0..<count {
                 let index = round * count + k
@@ -140,6 +141,10 @@ struct DownloadBench: ParsableCommand {
                 let atSMSR = spent.values.reduce(0) { $0 + $1.nanoseconds }
                 SMSRBench.progress(String(format: "  per download: %.0f µs in all; SM-DP's own %.0f µs", Double(elapsed) / Double(count) / 1e3,
                                           Double(elapsed - atSMSR) / Double(count) / 1e3))
+                let after = (smsrStore.database.transactionCounts, smdpStore.database.transactionCounts)
+                SMSRBench.progress(String(format: "  SQLite transactions per download: SM-SR %.1f writes, %.1f reads; SM-DP %.1f writes, %.1f reads",
+                                          Double(after.0.writes - before.0.writes) / Double(count), Double(after.0.reads - before.0.reads) / Double(count),
+                                          Double(after.1.writes - before.1.writes) / Double(count), Double(after.1.reads - before.1.reads) / Double(count)))
                 for (name, entry) in spent.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }) {
                     SMSRBench.progress(String(format: "  %@: %.0f µs per download (%d calls)", name, Double(entry.nanoseconds) / Double(count) / 1e3, entry.calls))
                 }
