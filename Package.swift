@@ -25,9 +25,13 @@ let package = Package(
         .library(name: "M2MTransport", targets: ["M2MTransport"]),
         .library(name: "M2MStorage", targets: ["M2MStorage"]),
         .library(name: "M2MTrace", targets: ["M2MTrace"]),
+        .library(name: "M2MServer", targets: ["M2MServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries (Debian: liblua5.4-dev, libssl-dev, libsqlite3-dev; scripts/bootstrap.sh).
@@ -67,6 +71,18 @@ let package = Package(
             dependencies: ["M2MCore", "M2MWire", "M2MXML", "M2MSOAP", "M2MCrypto", "M2MStorage", "M2MPolicy", "M2MTransport"],
             swiftSettings: strict),
 
+        // The off-card interfaces on the network: SOAP 1.2 over HTTPS with mutual TLS (SwiftNIO + NIOSSL), the
+        // outgoing client (AsyncHTTPClient), the roles' services, callbacks and notification delivery.
+        .target(
+            name: "M2MServer",
+            dependencies: [
+                "M2MCore", "M2MXML", "M2MSOAP", "M2MCrypto", "M2MStorage", "M2MRoles",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict),
+
         // Fixtures and sample values shipped for tests, benchmarks and integrators' own tests.
         .target(
             name: "M2MTestKit", dependencies: ["M2MCore", "M2MWire", "M2MSOAP", "M2MCrypto", "M2MRoles"], swiftSettings: strict),
@@ -93,7 +109,9 @@ let package = Package(
             name: "M2MRolesTests",
             dependencies: [
                 "M2MRoles", "M2MCrypto", "M2MSOAP", "M2MCore", "M2MWire", "M2MTestKit", "M2MStorage", "M2MPolicy", "M2MTransport", "M2MEmulator", "M2MXML",
-                "M2MTrace",
+                "M2MTrace", "M2MServer", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ], swiftSettings: strict),
         .testTarget(
             name: "M2MTraceTests",

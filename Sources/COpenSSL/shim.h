@@ -6,6 +6,7 @@
 #ifndef M2M_COPENSSL_SHIM_H
 #define M2M_COPENSSL_SHIM_H
 #include <string.h>
+#include <time.h>
 #include <openssl/opensslv.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -315,6 +316,33 @@ static inline size_t m2m_x509_name(X509 *x, int issuer, char *out, size_t capaci
     }
     BIO_free(bio);
     return result;
+}
+
+/// The subjectAltName registeredID entries (dotted OIDs), one per line. Returns the length written.
+/// Why: the GENERAL_NAMES stack accessors are macros.
+static inline size_t m2m_x509_registered_ids(X509 *x, char *out, size_t capacity) {
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    if (names == NULL) return 0;
+    size_t used = 0;
+    for (int i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, i);
+        if (name->type != GEN_RID) continue;
+        char text[128];
+        int length = OBJ_obj2txt(text, sizeof text, name->d.registeredID, 1);
+        if (length <= 0 || (size_t)length >= sizeof text || used + (size_t)length + 1 >= capacity) continue;
+        memcpy(out + used, text, (size_t)length);
+        used += (size_t)length;
+        out[used++] = '\n';
+    }
+    GENERAL_NAMES_free(names);
+    return used;
+}
+
+/// The certificate's notAfter as seconds since 1970 (0 when unreadable).
+static inline long long m2m_x509_not_after(X509 *x) {
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1) return 0;
+    return (long long)timegm(&tm);
 }
 
 // MARK: - libssl (SCP81 PSK-TLS)

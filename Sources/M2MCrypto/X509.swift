@@ -66,6 +66,18 @@ public struct X509Certificate: Sendable, Hashable, CustomStringConvertible {
         return String(decoding: out.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The subjectAltName's registeredID entries: the platform's TLS certificates name their
+    /// entity's OID there (docs/pki.md); the server maps a client certificate to a party with it.
+    public var registeredIDs: [OID] {
+        var out = [CChar](repeating: 0, count: 2048)
+        let length = m2m_x509_registered_ids(box.pointer, &out, out.count)
+        let text = String(decoding: out.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: "\n").compactMap { try? OID(text: String($0)) }
+    }
+
+    /// notAfter, seconds since 1970.
+    public var notAfter: Int64 { Int64(m2m_x509_not_after(box.pointer)) }
+
     public var subject: String { name(issuer: false) }
     public var issuer: String { name(issuer: true) }
 

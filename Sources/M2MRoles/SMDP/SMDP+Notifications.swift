@@ -12,7 +12,7 @@
 public import M2MCore
 import M2MCrypto
 import M2MPolicy
-import M2MSOAP
+public import M2MSOAP
 import M2MStorage
 import M2MXML
 
@@ -29,53 +29,42 @@ extension SMDP: ES3NotificationReceiver {
         var eis: EIS?
     }
 
-    static func forwarded(_ root: XMLElement) throws -> Forwarded? {
+    static func forwarded(_ message: any SGP02Message) -> Forwarded? {
         func profile(_ type: NotificationType, _ eid: EID, _ iccid: ICCID, _ mno: OID, state: String? = nil, _ message: any SGP02Message) -> Forwarded {
             Forwarded(type: type, eid: eid, iccid: iccid, mno: mno, message: message, state: state)
         }
-        switch root.localName {
-        case ES3.HandleProfileEnabledNotification.descriptor.elementName:
-            let n = try ES3.HandleProfileEnabledNotification(xmlElement: root)
+        switch message {
+        case let n as ES3.HandleProfileEnabledNotification:
             return profile(.profileEnabled, n.eid, n.iccid, n.mnoID, state: ProfileState.enabled.rawValue,
                            ES2.HandleProfileEnabledNotification(eid: n.eid, iccid: n.iccid, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleProfileDisabledNotification.descriptor.elementName:
-            let n = try ES3.HandleProfileDisabledNotification(xmlElement: root)
+        case let n as ES3.HandleProfileDisabledNotification:
             return profile(.profileDisabled, n.eid, n.iccid, n.mnoID, state: ProfileState.disabled.rawValue,
                            ES2.HandleProfileDisabledNotification(eid: n.eid, iccid: n.iccid, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleProfileDeletedNotification.descriptor.elementName:
-            let n = try ES3.HandleProfileDeletedNotification(xmlElement: root)
+        case let n as ES3.HandleProfileDeletedNotification:
             return profile(.profileDeleted, n.eid, n.iccid, n.mnoID, state: SMDP.deleted,
                            ES2.HandleProfileDeletedNotification(eid: n.eid, iccid: n.iccid, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleProfileDownloadedNotification.descriptor.elementName:
-            let n = try ES3.HandleProfileDownloadedNotification(xmlElement: root)
+        case let n as ES3.HandleProfileDownloadedNotification:
             return profile(.profileDownloaded, n.eid, n.iccid, n.mnoID,
                            ES2.HandleProfileDownloadedNotification(eid: n.eid, iccid: n.iccid, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleProfilePOL2UpdatedNotification.descriptor.elementName:
-            let n = try ES3.HandleProfilePOL2UpdatedNotification(xmlElement: root)
+        case let n as ES3.HandleProfilePOL2UpdatedNotification:
             return profile(.profilePOL2Updated, n.eid, n.iccid, n.mnoID,
                            ES2.HandleProfilePOL2UpdatedNotification(eid: n.eid, iccid: n.iccid, pol2: n.pol2, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleFallBackAttributeSetNotification.descriptor.elementName:
-            let n = try ES3.HandleFallBackAttributeSetNotification(xmlElement: root)
+        case let n as ES3.HandleFallBackAttributeSetNotification:
             return profile(.fallBackAttributeSet, n.eid, n.iccid, n.mnoID,
                            ES2.HandleFallBackAttributeSetNotification(eid: n.eid, iccid: n.iccid, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleFallBackAttributeUnsetNotification.descriptor.elementName:
-            let n = try ES3.HandleFallBackAttributeUnsetNotification(xmlElement: root)
+        case let n as ES3.HandleFallBackAttributeUnsetNotification:
             return profile(.fallBackAttributeUnset, n.eid, n.iccid, n.mnoID,
                            ES2.HandleFallBackAttributeUnsetNotification(eid: n.eid, iccid: n.iccid, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleEmergencyProfileAttributeSetNotification.descriptor.elementName:
-            let n = try ES3.HandleEmergencyProfileAttributeSetNotification(xmlElement: root)
+        case let n as ES3.HandleEmergencyProfileAttributeSetNotification:
             return profile(.emergencyProfileAttributeSet, n.eid, n.iccid, n.mnoID,
                            ES2.HandleEmergencyProfileAttributeSetNotification(eid: n.eid, iccid: n.iccid, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleEmergencyProfileAttributeUnsetNotification.descriptor.elementName:
-            let n = try ES3.HandleEmergencyProfileAttributeUnsetNotification(xmlElement: root)
+        case let n as ES3.HandleEmergencyProfileAttributeUnsetNotification:
             return profile(.emergencyProfileAttributeUnset, n.eid, n.iccid, n.mnoID,
                            ES2.HandleEmergencyProfileAttributeUnsetNotification(eid: n.eid, iccid: n.iccid, completionTimestamp: n.completionTimestamp))
-        case ES3.HandlePLMASettingNotification.descriptor.elementName:
-            let n = try ES3.HandlePLMASettingNotification(xmlElement: root)
+        case let n as ES3.HandlePLMASettingNotification:
             return Forwarded(type: .plmaSetting, mno: n.plma.mnoID,
                              message: ES2.HandlePLMASettingNotification(plma: n.plma, completionTimestamp: n.completionTimestamp))
-        case ES3.HandleSMSRChangeNotification.descriptor.elementName:
-            let n = try ES3.HandleSMSRChangeNotification(xmlElement: root)
+        case let n as ES3.HandleSMSRChangeNotification:
             var part = n.eis
             part.profiles = part.profiles.filter { $0.mnoID == n.mnoID }
             return Forwarded(type: .smsrChange, eid: n.eis.eid, mno: n.mnoID,
@@ -86,15 +75,22 @@ extension SMDP: ES3NotificationReceiver {
     }
 
     public func receive(_ message: [UInt8], from smsr: OID) -> DeliveryResult {
-        guard smsrs[smsr] != nil else { return .rejected("SM-SR \(smsr.text) is not one this SM-DP works with") }
-        let event: Forwarded
+        let decoded: any SGP02Message
         do {
             let root = try XMLReader.parse(message, limits: .default, knownNamespaces: Namespace.known)
-            guard let known = try Self.forwarded(root) else { return .rejected("\(root.localName) is not an ES3 notification") }
-            event = known
+            guard let type = SOAPCodec.messageType(forElement: root.localName) else { return .rejected("\(root.localName) is not an SGP.02 message") }
+            decoded = try type.init(xmlElement: root)
         } catch {
             return .rejected("malformed notification: \(error)")
         }
+        return receive(decoded, from: smsr)
+    }
+
+    /// A decoded ES3 notification (the server hands it over decoded).
+    public func receive(_ decoded: any SGP02Message, from smsr: OID) -> DeliveryResult {
+        guard smsrs[smsr] != nil else { return .rejected("SM-SR \(smsr.text) is not one this SM-DP works with") }
+        guard let event = Self.forwarded(decoded) else { return .rejected("\(decoded.descriptor.elementName) is not an ES3 notification") }
+        let message = MessageBytes.encode(decoded)
         do {
             return try store.write { tx -> DeliveryResult in
                 guard try tx.party(event.mno)?.role == .mno else { return .rejected("Operator \(event.mno.text) is not served by this SM-DP") }

@@ -1,0 +1,188 @@
+// Outgoing SOAP over HTTPS with mutual TLS (issue #8; docs/server.md), on AsyncHTTPClient (pooled
+// keep-alive connections, timeouts): a role's requests (the SM-DP's ES3 calls: `SOAPES3Endpoint`),
+// its asynchronous responses (callbacks, retried with backoff until acknowledged) and its outbox's
+// notifications (`SOAPNotificationDelivery`, with the outbox's own retry classes).
+
+import AsyncHTTPClient
+public import M2MCore
+public import M2MRoles
+public import M2MSOAP
+public import M2MStorage
+import M2MXML
+import Foundation
+import NIOCore
+import NIOHTTP1
+public import NIOPosix
+import Synchronization
+
+public final class SOAPClient: Sendable {
+    /// How this role names itself in wsa:From.
+    public let identity: EndpointAddress
+    let http: HTTPClient
+    let timeout: TimeAmount
+    /// Callback attempts before giving up (1 s doubling to 60 s between them).
+    public let callbackAttempts: Int
+
+    public init(identity: EndpointAddress, tls: TLSCredentials?, group: MultiThreadedEventLoopGroup, timeoutSeconds: Int64 = 60,
+                callbackAttempts: Int = 10) throws {
+        self.identity = identity
+        self.timeout = .seconds(timeoutSeconds)
+        self.callbackAttempts = callbackAttempts
+        var configuration = HTTPClient.Configuration(
+            tlsConfiguration: try tls?.clientConfiguration(), timeout: .init(connect: .seconds(10), read: .seconds(timeoutSeconds)))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 16)
+        configuration.httpVersion = .http1Only
+        http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
+    }
+
+    public func shutdown() { try? http.syncShutdown() }
+
+    /// The outcome of one POST.
+    public enum Outcome: Sendable {
+        /// HTTP 200 with an envelope (a response, or a Fault).
+        case envelope(SGP02Envelope)
+        /// HTTP 202 (taken; its answer, if any, comes later).
+        case accepted
+        /// Another status: the receiver refused (4xx) or failed (5xx).
+        case status(Int, String)
+    }
+
+    /// POSTs `envelope` to `url`; blocks (never call it on an event loop). Throws when the exchange
+    /// failed on the way (connection, TLS, timeout): the message may not have arrived.
+    public func post(_ envelope: SGP02Envelope, to url: String) throws -> Outcome {
+        var headers = HTTPHeaders()
+        let action = envelope.header.action ?? ""
+        headers.add(name: "content-type", value: "application/soap+xml; charset=utf-8; action=\"\(action)\"")
+        let request = try HTTPClient.Request(url: url, method: .POST, headers: headers, body: .bytes(SOAPCodec.encode(envelope, indent: 0)))
+        let response = try http.execute(request: request, deadline: .now() + timeout).wait()
+        let body = response.body.map { Array($0.readableBytesView) } ?? []
+        switch response.status.code {
+        case 200 where body.isEmpty:
+            return .accepted
+        case 200, 500 where !body.isEmpty:
+            do {
+                return .envelope(try SOAPCodec.decode(body))
+            } catch {
+                return .status(Int(response.status.code), "an answer that is no SGP.02 envelope: \(error)")
+            }
+        case 202, 204:
+            return .accepted
+        default:
+            if !body.isEmpty, let envelope = try? SOAPCodec.decode(body) { return .envelope(envelope) }
+            return .status(Int(response.status.code), String(decoding: body.prefix(200), as: UTF8.self))
+        }
+    }
+
+    /// Any bytes to `url` (tools and tests: malformed bodies, `?wsdl`): the status and the body.
+    public func raw(_ body: [UInt8]?, to url: String, method: String = "POST", contentType: String = "application/soap+xml; charset=utf-8") throws
+        -> (status: Int, body: [UInt8])
+    {
+        var headers = HTTPHeaders()
+        if body != nil { headers.add(name: "content-type", value: contentType) }
+        let verb: HTTPMethod = method == "GET" ? .GET : method == "POST" ? .POST : HTTPMethod(rawValue: method)
+        let request = try HTTPClient.Request(url: url, method: verb, headers: headers, body: body.map { .bytes($0) })
+        let response = try http.execute(request: request, deadline: .now() + timeout).wait()
+        return (Int(response.status.code), response.body.map { Array($0.readableBytesView) } ?? [])
+    }
+
+    /// A request envelope from this role to `to`.
+    public func envelope(_ message: any SGP02Message, to: EndpointAddress, replyTo: EndpointAddress? = nil, relatesTo: String? = nil,
+                  asynchronous: Bool? = nil) -> SGP02Envelope {
+        SGP02Envelope(header: AddressingHeader(to: to, from: identity, replyTo: replyTo, relatesTo: relatesTo, messageID: SOAPServer.newMessageID(),
+                                               action: ActionTable.action(for: message.descriptor, asynchronous: asynchronous)),
+                      message: message)
+    }
+
+    /// Sends an asynchronous response until its receiver acknowledges it (in the background).
+    func deliverCallback(_ callback: SGP02Envelope, to replyTo: EndpointAddress) {
+        let attempts = callbackAttempts
+        Thread.detachNewThread { [self] in
+            var delay = 1.0
+            for _ in 0..<attempts {
+                if case .some(let outcome) = try? post(callback, to: replyTo.uri) {
+                    switch outcome {
+                    case .accepted, .envelope: return
+                    case .status(let code, _) where (400..<500).contains(code): return  // refused for good
+                    case .status: break
+                    }
+                }
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 60)
+            }
+        }
+    }
+}
+
+/// One SM-SR reached over ES3 (SOAP over HTTPS): the SM-DP's `ES3Endpoint`. The synchronous
+/// pattern (no ReplyTo): the answer comes in the HTTP response. A Fault, or an answer that is not the
+/// request's response, is an unknown outcome to the SM-DP (it asks again under the same identifier).
+public struct SOAPES3Endpoint: ES3Endpoint {
+    public let client: SOAPClient
+    /// The SM-SR's ES3 endpoint (URL and entity).
+    public let smsr: EndpointAddress
+
+    public init(client: SOAPClient, smsr: EndpointAddress) {
+        self.client = client
+        self.smsr = smsr
+    }
+
+    public func call<Request: SGP02Request>(_ request: Request) throws(ES3TransportError) -> Request.Response {
+        let outcome: SOAPClient.Outcome
+        do {
+            outcome = try client.post(client.envelope(request, to: smsr, asynchronous: false), to: smsr.uri)
+        } catch {
+            throw ES3TransportError("\(smsr.address): \(error)")
+        }
+        switch outcome {
+        case .envelope(let envelope):
+            if let response = envelope.message as? Request.Response { return response }
+            if case .fault(let fault) = envelope.body { throw ES3TransportError("SOAP Fault from the SM-SR: \(fault)") }
+            throw ES3TransportError("the SM-SR answered \(envelope.descriptor?.elementName ?? "nothing") to \(Request.descriptor.elementName)")
+        case .accepted:
+            throw ES3TransportError("the SM-SR accepted \(Request.descriptor.elementName) without answering (no callback endpoint was given)")
+        case .status(let code, let text):
+            throw ES3TransportError("HTTP \(code) from the SM-SR: \(text)")
+        }
+    }
+}
+
+/// Delivers a role's outbox over SOAP: each row as a notification (or, with `relatesTo`, as the
+/// asynchronous response it is) to its recipient's endpoint; rows routed "ES2 through the SM-DP" to
+/// that SM-DP's ES3 endpoint. 2xx delivered; 4xx rejected for good; anything else retried by the
+/// outbox's classes.
+public struct SOAPNotificationDelivery: NotificationDelivery {
+    public let client: SOAPClient
+    /// Where each party takes notifications and callbacks (its entity OID → its endpoint).
+    public let directory: [OID: EndpointAddress]
+
+    public init(client: SOAPClient, directory: [OID: EndpointAddress]) {
+        self.client = client
+        self.directory = directory
+    }
+
+    public func deliver(_ item: OutboxItem) -> DeliveryResult {
+        let target = (item.via == "ES2" ? item.smdp : nil) ?? item.recipient
+        guard let endpoint = directory[target] else { return .retry("no endpoint known for \(target.text)") }
+        let message: any SGP02Message
+        do {
+            let root = try XMLReader.parse(item.body, limits: .default, knownNamespaces: Namespace.known)
+            guard let type = SOAPCodec.messageType(forElement: root.localName) else { return .rejected("\(root.localName) is not an SGP.02 message") }
+            message = try type.init(xmlElement: root)
+        } catch {
+            return .rejected("the stored message does not decode: \(error)")
+        }
+        let envelope = client.envelope(message, to: endpoint, relatesTo: item.relatesTo, asynchronous: item.relatesTo != nil ? true : nil)
+        do {
+            switch try client.post(envelope, to: endpoint.uri) {
+            case .accepted: return .delivered
+            case .envelope(let answer):
+                if case .fault(let fault) = answer.body { return .rejected("SOAP Fault: \(fault)") }
+                return .delivered
+            case .status(let code, let text):
+                return (400..<500).contains(code) ? .rejected("HTTP \(code): \(text)") : .retry("HTTP \(code): \(text)")
+            }
+        } catch {
+            return .retry("\(error)")
+        }
+    }
+}

@@ -1,0 +1,308 @@
+// The SOAP 1.2 server of the off-card interfaces (issue #8; docs/server.md), on SwiftNIO + NIOSSL:
+//
+//   * mutual TLS: a client certificate chaining to the trust roots is required; its subjectAltName
+//     registeredID names the caller (no entity: 403). Plain HTTP only with `allowPlainHTTP` (a
+//     development flag): the caller is then what wsa:From's EntityId says;
+//   * one endpoint per path (`/ES4`, `/ES2`, …), each a `SOAPService`; the body element must belong
+//     to one of its interfaces, and wsa:Action must name it (SOAPCodec checks);
+//   * the synchronous pattern (no ReplyTo, or the anonymous one): the response envelope in the HTTP
+//     200 with RelatesTo; the asynchronous pattern (ReplyTo): HTTP 202 at once, the function runs,
+//     and its response goes to ReplyTo as a callback (Action …CallBack/…, RelatesTo = the request's
+//     MessageID), retried until the receiver acknowledges it; notifications: HTTP 202, no body;
+//   * SOAP Faults for what cannot be served (HTTP 400 for the sender's faults, 500 otherwise);
+//     limits on the body size (413) and on concurrent connections (refused beyond);
+//   * `?wsdl` on an endpoint returns its WSDL (GSMA's for the v3 functions).
+//
+// Role code blocks (cards, databases): it runs on a thread pool, never on an event loop.
+
+public import M2MCore
+public import M2MSOAP
+import Foundation
+public import NIOCore
+import NIOHTTP1
+public import NIOPosix
+import NIOSSL
+import Synchronization
+
+public final class SOAPServer: Sendable {
+    public struct Configuration: Sendable {
+        public var host = "127.0.0.1"
+        /// 0: any free port (`start()` returns it).
+        public var port = 0
+        /// Required unless `allowPlainHTTP`.
+        public var tls: TLSCredentials?
+        /// Development only: plain HTTP, the caller taken from wsa:From's EntityId.
+        public var allowPlainHTTP = false
+        public var maxBodyBytes = 4 << 20
+        public var maxConnections = 512
+        /// How this server names itself in wsa:From (its URL and entity).
+        public var address: EndpointAddress
+        /// WSDL files by endpoint path (`?wsdl`).
+        public var wsdls: [String: String] = [:]
+        /// Threads running role code.
+        public var workerThreads = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
+
+        public init(address: EndpointAddress, tls: TLSCredentials?) {
+            self.address = address
+            self.tls = tls
+        }
+    }
+
+    public let configuration: Configuration
+    let endpoints: [String: any SOAPService]
+    /// Sends asynchronous responses (callbacks).
+    let client: SOAPClient?
+    let group: MultiThreadedEventLoopGroup
+    let pool: NIOThreadPool
+    let channel = Mutex<(any Channel)?>(nil)
+    let connections = Atomic<Int>(0)
+    /// Callbacks still being sent (shutdown waits for them: no accepted work is lost).
+    let pendingCallbacks = Atomic<Int>(0)
+
+    public init(configuration: Configuration, endpoints: [String: any SOAPService], client: SOAPClient?, group: MultiThreadedEventLoopGroup) {
+        self.configuration = configuration
+        self.endpoints = endpoints
+        self.client = client
+        self.group = group
+        self.pool = NIOThreadPool(numberOfThreads: configuration.workerThreads)
+    }
+
+    /// Binds and serves; returns the port.
+    @discardableResult
+    public func start() throws -> Int {
+        guard configuration.tls != nil || configuration.allowPlainHTTP else {
+            throw SOAPServerError("mutual TLS is required: give TLS credentials, or allow plain HTTP explicitly (development only)")
+        }
+        let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: try $0.serverConfiguration()) }
+        pool.start()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                // Beyond the limit a connection is closed at once.
+                guard connections.add(1, ordering: .relaxed).newValue <= configuration.maxConnections else {
+                    connections.subtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { [self] _ in _ = connections.subtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
+                    if let sslContext { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext)) }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(SOAPHTTPHandler(server: self, tls: sslContext != nil))
+                }
+            }
+        let bound = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
+        channel.withLock { $0 = bound }
+        return bound.localAddress?.port ?? configuration.port
+    }
+
+    /// Stops accepting, lets callbacks in flight finish (up to `grace` seconds), stops the workers.
+    public func shutdown(grace: Double = 10) {
+        let bound = channel.withLock { channel -> (any Channel)? in
+            defer { channel = nil }
+            return channel
+        }
+        try? bound?.close().wait()
+        let deadline = Date().addingTimeInterval(grace)
+        while pendingCallbacks.load(ordering: .relaxed) > 0, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        try? pool.syncShutdownGracefully()
+    }
+
+    // MARK: - One message
+
+    /// What to answer on the connection, and what to run after answering (an asynchronous call).
+    struct Reply: Sendable {
+        var status: HTTPResponseStatus
+        var body: [UInt8]?
+        var contentType = "application/soap+xml; charset=utf-8"
+        var then: (@Sendable () -> Void)? = nil
+    }
+
+    static func faultReply(_ error: SOAPError, relatesTo: String?, status: HTTPResponseStatus = .badRequest) -> Reply {
+        let envelope = SOAPCodec.faultEnvelope(for: error, relatesTo: relatesTo, messageID: MessageID(id: "urn:uuid:\(UUID().uuidString.lowercased())"))
+        return Reply(status: status, body: SOAPCodec.encode(envelope, indent: 0))
+    }
+
+    /// Serves one POSTed envelope (off the event loop).
+    func process(_ bytes: [UInt8], path: String, tlsCaller: OID?, tls: Bool) -> Reply {
+        guard let service = endpoints[path] else {
+            return Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "wsa:To", detail: "no endpoint at \(path)"), relatesTo: nil,
+                                   status: .notFound)
+        }
+        let envelope: SGP02Envelope
+        do {
+            envelope = try SOAPCodec.decode(bytes)
+        } catch {
+            return Self.faultReply(error, relatesTo: nil)
+        }
+        let requestID = envelope.header.messageID?.uri
+        guard let message = envelope.message else {
+            return Self.faultReply(SOAPError(code: .unknownMessage, path: "Body", detail: "a Fault is not a request"), relatesTo: requestID)
+        }
+        // Who calls: the TLS certificate's entity; wsa:From may not claim another.
+        let claimed = envelope.header.from?.entityID
+        let caller: OID
+        if tls {
+            guard let tlsCaller else {
+                return Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "TLS", detail: "the client certificate names no entity",
+                                                 status: .failed(.functionRequester, .unknownIdentity)), relatesTo: requestID, status: .forbidden)
+            }
+            if let claimed, claimed != tlsCaller {
+                return Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "wsa:From",
+                                                 detail: "wsa:From names \(claimed.text), the TLS certificate \(tlsCaller.text)",
+                                                 status: .failed(.functionRequester, .notAllowed)), relatesTo: requestID, status: .forbidden)
+            }
+            caller = tlsCaller
+        } else {
+            guard let claimed else {
+                return Self.faultReply(SOAPError(code: .missingAddressingHeader, path: "wsa:From", detail: "plain HTTP: wsa:From must carry EntityId"),
+                                       relatesTo: requestID)
+            }
+            caller = claimed
+        }
+        let replyTo = envelope.header.replyTo.flatMap { $0.address.hasSuffix("/anonymous") || $0.address.contains("wsmc/200702/anonymous") ? nil : $0 }
+        if message.descriptor.kind == .request, let replyTo {
+            // Asynchronous: accepted now, answered by a callback.
+            pendingCallbacks.add(1, ordering: .relaxed)
+            return Reply(status: .accepted, body: nil, then: { [self] in
+                defer { pendingCallbacks.subtract(1, ordering: .relaxed) }
+                let outcome = service.handle(message, caller: caller, header: envelope.header)
+                guard case .response(let response) = outcome else { return }
+                let callback = SGP02Envelope(
+                    header: AddressingHeader(to: replyTo, from: configuration.address, relatesTo: requestID, messageID: Self.newMessageID(),
+                                             action: ActionTable.action(for: response.descriptor, asynchronous: true)),
+                    message: response)
+                client?.deliverCallback(callback, to: replyTo)
+            })
+        }
+        switch service.handle(message, caller: caller, header: envelope.header) {
+        case .accepted:
+            return Reply(status: .accepted, body: nil)
+        case .refused(let error):
+            return Self.faultReply(error, relatesTo: requestID)
+        case .response(let response):
+            let reply = SGP02Envelope(
+                header: AddressingHeader(to: envelope.header.from, from: configuration.address, relatesTo: requestID, messageID: Self.newMessageID(),
+                                         action: ActionTable.action(for: response.descriptor, asynchronous: false)),
+                message: response)
+            return Reply(status: .ok, body: SOAPCodec.encode(reply, indent: 0))
+        }
+    }
+
+    static func newMessageID() -> MessageID {
+        MessageID(id: "urn:uuid:\(UUID().uuidString.lowercased())", messageDate: SystemClock().now())
+    }
+
+    func wsdl(for path: String) -> Reply {
+        guard let file = configuration.wsdls[path], let bytes = FileManager.default.contents(atPath: file) else {
+            return Reply(status: .notFound, body: Array("no WSDL for \(path)\n".utf8), contentType: "text/plain; charset=utf-8")
+        }
+        return Reply(status: .ok, body: Array(bytes), contentType: "text/xml; charset=utf-8")
+    }
+}
+
+public struct SOAPServerError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One connection's HTTP/1.1 exchange: a POSTed envelope in, a response (or 202) out.
+final class SOAPHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let server: SOAPServer
+    let tls: Bool
+    var head: HTTPRequestHead?
+    var body: [UInt8] = []
+    var overflow = false
+
+    init(server: SOAPServer, tls: Bool) {
+        self.server = server
+        self.tls = tls
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+            overflow = false
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > server.configuration.maxBodyBytes { overflow = true }
+        case .body(let chunk):
+            if overflow { return }
+            if body.count + chunk.readableBytes > server.configuration.maxBodyBytes {
+                overflow = true
+                body = []
+            } else {
+                body.append(contentsOf: chunk.readableBytesView)
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            serve(context: context, head: head)
+        }
+    }
+
+    func serve(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let keepAlive = head.isKeepAlive
+        let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = String(parts.first ?? "/")
+        let query = parts.count > 1 ? String(parts[1]) : ""
+        if overflow {
+            write(context: context, SOAPServer.Reply(status: .payloadTooLarge, body: Array("the body exceeds \(server.configuration.maxBodyBytes) bytes\n".utf8),
+                                                     contentType: "text/plain; charset=utf-8"), keepAlive: false)
+            return
+        }
+        let parameters = query.lowercased().split(whereSeparator: { $0 == "&" || $0 == "?" })
+        if head.method == .GET, parameters.contains(where: { $0 == "wsdl" || $0.hasPrefix("wsdl=") }) {
+            write(context: context, server.wsdl(for: path), keepAlive: keepAlive)
+            return
+        }
+        guard head.method == .POST else {
+            write(context: context, SOAPServer.Reply(status: .methodNotAllowed, body: Array("POST a SOAP 1.2 envelope, or GET ?wsdl\n".utf8),
+                                                     contentType: "text/plain; charset=utf-8"), keepAlive: keepAlive)
+            return
+        }
+        var caller: OID?
+        if tls, let certificate = try? context.channel.pipeline.syncOperations.nioSSL_peerCertificate() { caller = PeerIdentity.entityID(of: certificate) }
+        let bytes = body
+        body = []
+        let server = self.server
+        let tls = self.tls
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        server.pool.submit { state in
+            guard state == .active else { return }
+            let reply = server.process(bytes, path: path, tlsCaller: caller, tls: tls)
+            loopBound.eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.write(context: context, reply, keepAlive: keepAlive)
+            }
+            if let then = reply.then { server.pool.submit { _ in then() } }
+        }
+    }
+
+    func write(context: ChannelHandlerContext, _ reply: SOAPServer.Reply, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-length", value: "\(reply.body?.count ?? 0)")
+        if reply.body != nil { headers.add(name: "content-type", value: reply.contentType) }
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
+        if let body = reply.body {
+            var buffer = context.channel.allocator.buffer(capacity: body.count)
+            buffer.writeBytes(body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let done = context.writeAndFlushWithPromise(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+}
+
+extension ChannelHandlerContext {
+    func writeAndFlushWithPromise(_ data: NIOAny) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        writeAndFlush(data, promise: promise)
+        return promise.futureResult
+    }
+}

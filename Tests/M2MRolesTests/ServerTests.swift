@@ -1,0 +1,203 @@
+// The roles on the network: SM-SR and SM-DP SOAP servers on loopback with mutual TLS, an Operator's
+// client and its callback/notification receiver — the SM-DP calling the SM-SR over ES3 the same way.
+
+import AsyncHTTPClient
+import Foundation
+import M2MCore
+import M2MCrypto
+import M2MEmulator
+import M2MRoles
+import M2MServer
+import M2MSOAP
+import M2MStorage
+import M2MTestKit
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Synchronization
+import Testing
+
+/// An ES3 endpoint chosen after the harness exists (the SM-SR server's port is known only then).
+final class LateES3: ES3Endpoint, @unchecked Sendable {
+    let target = Mutex<(any ES3Endpoint)?>(nil)
+    func call<Request: SGP02Request>(_ request: Request) throws(ES3TransportError) -> Request.Response {
+        guard let endpoint = target.withLock({ $0 }) else { throw ES3TransportError("not connected yet") }
+        return try endpoint.call(request)
+    }
+}
+
+@Suite("SOAP servers over mutual TLS", .serialized)
+struct ServerTests {
+    typealias D = SMDPHarness
+    typealias H = SMSRHarness
+
+    static func credentials(_ role: TestPKI.Role, _ pki: TestPKI, server: Bool) -> TLSCredentials {
+        let identity = server ? role.tlsServer! : role.tlsClient
+        return TLSCredentials(certificateChainPEM: identity.certificate.pem + pki.tlsCA.pem, privateKeyPEM: identity.key.pkcs8PEM,
+                              trustRootsPEM: [pki.tlsCA.pem])
+    }
+
+    /// The SM-SR, SM-DP and an Operator's receiver, each a server on loopback; the SM-DP reaches the
+    /// SM-SR over ES3 with its own client.
+    final class Network: @unchecked Sendable {
+        let d: D
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let late: LateES3
+        var smsrServer: SOAPServer!
+        var smdpServer: SOAPServer!
+        var mnoServer: SOAPServer!
+        var smsrPort = 0, smdpPort = 0, mnoPort = 0
+        var smdpClient: SOAPClient!
+        var mnoClient: SOAPClient!
+        var smsrClient: SOAPClient!
+        let receiver = RecordingReceiver()
+
+        init() throws {
+            let late = LateES3()
+            self.late = late
+            d = try D(wrap: { _ in late })
+            let pki = d.sr.pki
+            smsrClient = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/smsr", entityID: H.smsrID),
+                                        tls: ServerTests.credentials(pki.smsr, pki, server: false), group: group)
+            smsrServer = SOAPServer(
+                configuration: SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/ES4", entityID: H.smsrID),
+                                                        tls: ServerTests.credentials(pki.smsr, pki, server: true)),
+                endpoints: ["/ES1": SMSRService(smsr: d.sr.smsr, interfaces: [.es1]), "/ES3": SMSRService(smsr: d.sr.smsr, interfaces: [.es3]),
+                            "/ES4": SMSRService(smsr: d.sr.smsr, interfaces: [.es4]), "/ES4A": SMSRService(smsr: d.sr.smsr, interfaces: [.es4a])],
+                client: smsrClient, group: group)
+            smsrPort = try smsrServer.start()
+            smdpClient = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/smdp", entityID: H.smdp),
+                                        tls: ServerTests.credentials(pki.smdp, pki, server: false), group: group)
+            late.target.withLock { $0 = SOAPES3Endpoint(client: smdpClient, smsr: EndpointAddress(address: "https://127.0.0.1:\(smsrPort)/ES3", entityID: H.smsrID)) }
+            var smdpConfiguration = SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/ES2", entityID: H.smdp),
+                                                             tls: ServerTests.credentials(pki.smdp, pki, server: true))
+            smdpConfiguration.wsdls = ["/ES2": H.repository.appendingPathComponent("xsd/gsma/ES2_SMDP.wsdl").path]
+            smdpServer = SOAPServer(configuration: smdpConfiguration,
+                                    endpoints: ["/ES2": SMDPService(smdp: d.smdp, interfaces: [.es2]), "/ES3": SMDPService(smdp: d.smdp, interfaces: [.es3])],
+                                    client: smdpClient, group: group)
+            smdpPort = try smdpServer.start()
+            mnoServer = SOAPServer(
+                configuration: SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/mno", entityID: H.mno),
+                                                        tls: ServerTests.credentials(pki.mno, pki, server: true)),
+                endpoints: ["/callbacks": receiver], client: nil, group: group)
+            mnoPort = try mnoServer.start()
+            mnoClient = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1:\(mnoPort)/callbacks", entityID: H.mno),
+                                       tls: ServerTests.credentials(pki.mno, pki, server: false), group: group)
+        }
+
+        var smsrES4: EndpointAddress { EndpointAddress(address: "https://127.0.0.1:\(smsrPort)/ES4", entityID: H.smsrID) }
+        var smdpES2: EndpointAddress { EndpointAddress(address: "https://127.0.0.1:\(smdpPort)/ES2", entityID: H.smdp) }
+        var callbacks: EndpointAddress { EndpointAddress(address: "https://127.0.0.1:\(mnoPort)/callbacks", entityID: H.mno) }
+
+        func close() {
+            for client in [smdpClient, mnoClient, smsrClient] { client?.shutdown() }
+            for server in [smsrServer, smdpServer, mnoServer] { server?.shutdown(grace: 2) }
+            try? group.syncShutdownGracefully()
+            d.cleanUp()
+        }
+    }
+
+    @Test("ES4.GetEIS over HTTPS with mutual TLS; no client certificate, another CA, a wsa:From the certificate does not name: refused")
+    func mutualTLS() throws {
+        let n = try Network()
+        defer { n.close() }
+        try n.d.sr.register(card: 0)
+        let request = ES4.GetEISRequest(functionCallIdentifier: "g1", eid: n.d.sr.eid(0))
+        guard case .envelope(let answer) = try n.mnoClient.post(n.mnoClient.envelope(request, to: n.smsrES4), to: n.smsrES4.uri),
+            let response = answer.message as? ES4.GetEISResponse
+        else { Issue.record("no GetEIS response"); return }
+        #expect(response.functionExecutionStatus == .success && response.eis?.eid == n.d.sr.eid(0))
+        #expect(answer.header.relatesTo != nil && answer.header.from?.entityID == H.smsrID)
+
+        // No client certificate: the handshake fails.
+        var bare = TLSConfiguration.makeClientConfiguration()
+        bare.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(n.d.sr.pki.tlsCA.pem.utf8)))
+        let anonymous = HTTPClient(eventLoopGroupProvider: .shared(n.group), configuration: HTTPClient.Configuration(tlsConfiguration: bare))
+        defer { try? anonymous.syncShutdown() }
+        let plain = try HTTPClient.Request(url: n.smsrES4.uri, method: .POST, body: .bytes(SOAPCodec.encode(n.mnoClient.envelope(request, to: n.smsrES4))))
+        #expect(throws: (any Error).self) { _ = try anonymous.execute(request: plain).wait() }
+
+        // A client certificate from another CA: refused too.
+        let other = try TestPKI.generate(curve: .p256)
+        let stranger = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/x", entityID: H.mno),
+                                      tls: TLSCredentials(certificateChainPEM: other.mno.tlsClient.certificate.pem + other.tlsCA.pem,
+                                                          privateKeyPEM: other.mno.tlsClient.key.pkcs8PEM,
+                                                          trustRootsPEM: [n.d.sr.pki.tlsCA.pem]), group: n.group)
+        defer { stranger.shutdown() }
+        #expect(throws: (any Error).self) { _ = try stranger.post(stranger.envelope(request, to: n.smsrES4), to: n.smsrES4.uri) }
+
+        // The Operator's certificate, another Operator in wsa:From: 403 with a Fault.
+        let spoof = SGP02Envelope(header: AddressingHeader(to: n.smsrES4, from: EndpointAddress(address: "https://x", entityID: H.otherMNO),
+                                                           messageID: MessageID(id: "urn:uuid:1"), action: ActionTable.action(for: ES4.GetEISRequest.descriptor)),
+                                  message: request)
+        let raw = try n.mnoClient.raw(SOAPCodec.encode(spoof), to: n.smsrES4.uri)
+        #expect(raw.status == 403 && String(decoding: raw.body, as: UTF8.self).contains("Fault"))
+    }
+
+    @Test("ES2.DownloadProfile asynchronously over HTTPS: 202, the SM-DP drives the SM-SR over ES3 (mTLS), the callback reaches the Operator with RelatesTo")
+    func asynchronousDownload() throws {
+        let n = try Network()
+        defer { n.close() }
+        try n.d.sr.register(card: 1)
+        let request = ES2.DownloadProfileRequest(functionCallIdentifier: "dl-1", eid: n.d.sr.eid(1), smsrID: H.smsrID, profileType: D.fixtureNames[0],
+                                                 enableProfile: true)
+        let envelope = n.mnoClient.envelope(request, to: n.smdpES2, replyTo: n.callbacks)
+        guard case .accepted = try n.mnoClient.post(envelope, to: n.smdpES2.uri) else { Issue.record("not accepted with 202"); return }
+        let received = n.receiver.wait(for: 1, seconds: 30)
+        try #require(received.count == 1)
+        let response = try #require(received[0].message as? ES2.DownloadProfileResponse)
+        #expect(response.functionExecutionStatus == .success, "\(response.functionExecutionStatus)")
+        #expect(received[0].caller == H.smdp && received[0].header.relatesTo == envelope.header.messageID?.uri)
+        #expect(received[0].header.action == ActionTable.action(for: ES2.DownloadProfileResponse.descriptor, asynchronous: true))
+        let iccid = try #require(response.iccid)
+        #expect(n.d.isdps(card: 1, iccid: iccid).first?.lifeCycle == .enabled)
+        // Synchronously (no ReplyTo), the same call answers with its stored response.
+        guard case .envelope(let again) = try n.mnoClient.post(n.mnoClient.envelope(request, to: n.smdpES2), to: n.smdpES2.uri) else {
+            Issue.record("no synchronous answer"); return
+        }
+        #expect((again.message as? ES2.DownloadProfileResponse)?.iccid == iccid)
+    }
+
+    @Test("Notifications over HTTPS: the SM-SR's ES3 notification to the SM-DP, forwarded over ES2 to the Operator's endpoint")
+    func notifications() throws {
+        let n = try Network()
+        defer { n.close() }
+        try n.d.sr.register(card: 0, owner: H.otherMNO)
+        let iccid = try #require(n.d.download(card: 0, enable: true).iccid)
+        // The other Operator enables its own Profile: this Operator's is disabled, told through its SM-DP.
+        let own = try #require(try n.d.sr.stored(0)?.profiles.first { $0.mnoID == H.otherMNO })
+        #expect(n.d.sr.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "o", eid: n.d.sr.eid(0), iccid: own.iccid),
+                                          context: RequestContext(caller: H.otherMNO)).functionExecutionStatus == .success)
+        let smdpES3 = EndpointAddress(address: "https://127.0.0.1:\(n.smdpPort)/ES3", entityID: H.smdp)
+        let fromSMSR = OutboxDispatcher(store: n.d.sr.store, delivery: SOAPNotificationDelivery(client: n.smsrClient, directory: [H.smdp: smdpES3]),
+                                        clock: n.d.sr.clock)
+        let fromSMDP = OutboxDispatcher(store: n.d.store, delivery: SOAPNotificationDelivery(client: n.smdpClient, directory: [H.mno: n.callbacks]),
+                                        clock: n.d.sr.clock)
+        try fromSMSR.runOnce()
+        try fromSMDP.runOnce()
+        let received = n.receiver.wait(for: 1)
+        let disabled = received.compactMap { $0.message as? ES2.HandleProfileDisabledNotification }
+        #expect(disabled.count == 1 && disabled.first?.iccid == iccid && received.first?.caller == H.smdp)
+        #expect(try n.d.sr.outbox().filter { $0.smdp == H.smdp }.allSatisfy { $0.state == .delivered })
+    }
+
+    @Test("Malformed envelopes get a SOAP Fault (400), oversized bodies 413, unknown paths 404, ?wsdl the GSMA WSDL")
+    func badInput() throws {
+        let n = try Network()
+        defer { n.close() }
+        let malformed = try n.mnoClient.raw(Array("<env:Envelope".utf8), to: n.smdpES2.uri)
+        #expect(malformed.status == 400 && String(decoding: malformed.body, as: UTF8.self).contains("Fault"))
+        let big = try n.mnoClient.raw([UInt8](repeating: 0x20, count: (4 << 20) + 1), to: n.smdpES2.uri)
+        #expect(big.status == 413)
+        let nowhere = try n.mnoClient.raw(SOAPCodec.encode(n.mnoClient.envelope(ES2.GetEISRequest(functionCallIdentifier: "x", eid: n.d.sr.eid(0), smsrID: H.smsrID),
+                                                                                  to: n.smdpES2)), to: "https://127.0.0.1:\(n.smdpPort)/nowhere")
+        #expect(nowhere.status == 404)
+        // An ES4 message at the ES2 endpoint.
+        let wrong = try n.mnoClient.raw(SOAPCodec.encode(n.mnoClient.envelope(ES4.GetEISRequest(functionCallIdentifier: "y", eid: n.d.sr.eid(0)), to: n.smdpES2)),
+                                        to: n.smdpES2.uri)
+        #expect(wrong.status == 400)
+        let wsdl = try n.mnoClient.raw(nil, to: n.smdpES2.uri + "?wsdl", method: "GET")
+        #expect(wsdl.status == 200 && String(decoding: wsdl.body, as: UTF8.self).contains("ES2-DownloadProfile"), "\(wsdl.status): \(String(decoding: wsdl.body.prefix(200), as: UTF8.self))")
+    }
+}
