@@ -1,0 +1,405 @@
+// `m2mrsp serve --config FILE` (issue #8; docs/cli/serve.md): the SM-SR and/or the SM-DP as SOAP
+// servers over HTTPS with mutual TLS, on embedded defaults — SQLite files and storage keys in the data
+// directory, TLS identities and trust from a `m2mrsp pki init` directory, the Lua plugins and policy
+// bundles (reloaded when their files change), an optional built-in emulated fleet (saved in the data
+// directory on shutdown), outboxes delivered over SOAP, recovery at start, graceful shutdown on
+// SIGINT/SIGTERM that answers what it accepted.
+
+import ArgumentParser
+import Foundation
+import M2MCore
+import M2MCrypto
+import M2MEmulator
+import M2MPolicy
+import M2MRoles
+import M2MServer
+import M2MSOAP
+import M2MStorage
+import M2MTransport
+import M2MWire
+import NIOCore
+import NIOPosix
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The configuration file (JSON).
+struct ServeConfiguration: Codable {
+    struct SMSRPart: Codable {
+        var port: Int
+        /// Emulated cards served in process (their EIS registered at start); none: no cards.
+        var cards: Int?
+        var fleetSeed: String?
+    }
+
+    struct SMDPPart: Codable {
+        var port: Int
+        /// The SM-SR's base URL (its ES3 endpoint is `<url>/ES3`).
+        var smsr: String
+    }
+
+    /// A `m2mrsp pki init` directory.
+    var pki: String
+    /// Where the databases, storage keys and fleet live.
+    var data: String
+    var plugins: String?
+    var policies: String?
+    var host: String?
+    /// Development only: plain HTTP (the caller taken from wsa:From).
+    var plainHTTP: Bool?
+    var smsr: SMSRPart?
+    var smdp: SMDPPart?
+    /// Where parties take notifications and callbacks: entity OID → URL.
+    var endpoints: [String: String]?
+    /// Seconds between outbox passes.
+    var outboxInterval: Double?
+    /// "text" (default) or "json" log lines on standard error.
+    var log: String?
+    /// The WSDL directory (default: the source tree's xsd/gsma).
+    var wsdl: String?
+}
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the SM-SR and/or the SM-DP over SOAP 1.2 + HTTPS with mutual TLS.",
+        discussion: """
+            The configuration file (JSON) names the PKI directory (`m2mrsp pki init`), the data directory, the roles to host \
+            with their ports, an optional emulated fleet for the SM-SR, and the parties' notification endpoints. Stops on \
+            SIGINT or SIGTERM after answering what it accepted. See docs/cli/serve.md.
+            """
+    )
+
+    @Option(help: "The configuration file (JSON).")
+    var config: String
+
+    @Option(help: "Stop after this many seconds (tests and demos; default: until interrupted).")
+    var seconds: Double?
+
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: config) else { throw ServeFailure("cannot read \(config)") }
+        let settings: ServeConfiguration
+        do { settings = try JSONDecoder().decode(ServeConfiguration.self, from: data) } catch { throw ServeFailure("\(config): \(error)") }
+        let log = ServeLog(json: settings.log == "json")
+        let node = try ServeNode(settings: settings, log: log)
+        try node.start()
+        // Stop on SIGINT/SIGTERM (or after --seconds).
+        let stop = DispatchSemaphore(value: 0)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let sources = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.signal() }
+            source.resume()
+            return source
+        }
+        if let seconds { DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { stop.signal() } }
+        stop.wait()
+        sources.forEach { $0.cancel() }
+        log.info("stopping: no new connections; answering what was accepted")
+        node.stop()
+        log.info("stopped")
+    }
+}
+
+struct ServeFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Log lines on standard error: text or JSON (keys never appear: nothing here formats them).
+struct ServeLog: Sendable {
+    let json: Bool
+    func info(_ message: String, _ fields: [String: String] = [:]) { write("info", message, fields) }
+    func error(_ message: String, _ fields: [String: String] = [:]) { write("error", message, fields) }
+    func write(_ level: String, _ message: String, _ fields: [String: String]) {
+        let time = SystemClock().now().text
+        let line: String
+        if json {
+            var members = [("time", JSONText.quoted(time)), ("level", JSONText.quoted(level)), ("message", JSONText.quoted(message))]
+            for (key, value) in fields { members.append((key, JSONText.quoted(value))) }
+            line = String(decoding: JSONText.object(members), as: UTF8.self)
+        } else {
+            line = "\(time) \(level) \(message)" + fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+/// The PKI directory's material.
+struct PKIDirectory {
+    let root: URL
+    let manifest: [String: Any]
+
+    init(_ path: String) throws {
+        root = URL(fileURLWithPath: path)
+        guard let data = FileManager.default.contents(atPath: root.appendingPathComponent("pki.json").path),
+            let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        else { throw ServeFailure("cannot read \(path)/pki.json (is \(path) a `m2mrsp pki init` directory?)") }
+        manifest = object
+    }
+
+    func text(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: root.appendingPathComponent(path).path) else {
+            throw ServeFailure("cannot read \(root.appendingPathComponent(path).path)")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// A PEM key file without its TEST KEY banner line.
+    func key(_ path: String) throws -> String {
+        let text = try text(path)
+        guard let begin = text.range(of: "-----BEGIN") else { throw ServeFailure("\(path) holds no PEM key") }
+        return String(text[begin.lowerBound...])
+    }
+
+    func id(_ role: String) throws -> OID {
+        guard let entry = manifest[role] as? [String: Any], let text = entry["id"] as? String else { throw ServeFailure("pki.json has no \(role) id") }
+        return try OID(text: text)
+    }
+
+    var curve: Curve { (manifest["curve"] as? String) == "brainpoolP256r1" ? .brainpoolP256r1 : .p256 }
+
+    /// A role folder's TLS server or client identity, trusting the TLS CA.
+    func tls(_ folder: String, server: Bool) throws -> TLSCredentials {
+        let kind = server ? "tls-server" : "tls-client"
+        return TLSCredentials(certificateChainPEM: try text("\(folder)/\(kind).crt.pem"), privateKeyPEM: try key("\(folder)/\(kind).key.pem"),
+                              trustRootsPEM: [try text("tls/tls-ca.crt.pem")])
+    }
+}
+
+/// The roles one `serve` process hosts, wired together.
+final class ServeNode: @unchecked Sendable {
+    let settings: ServeConfiguration
+    let log: ServeLog
+    let pki: PKIDirectory
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: max(2, ProcessInfo.processInfo.activeProcessorCount))
+    var servers: [SOAPServer] = []
+    var clients: [SOAPClient] = []
+    var dispatchers: [(name: String, dispatcher: OutboxDispatcher)] = []
+    var engines: [PolicyEngine] = []
+    var fleet: Fleet?
+    var smsr: SMSR?
+    var smdp: SMDP?
+    let running = Atomic<Bool>(true)
+    let worker = DispatchGroup()
+
+    init(settings: ServeConfiguration, log: ServeLog) throws {
+        self.settings = settings
+        self.log = log
+        pki = try PKIDirectory(settings.pki)
+    }
+
+    var host: String { settings.host ?? "127.0.0.1" }
+    var scheme: String { settings.plainHTTP == true ? "http" : "https" }
+    var dataURL: URL { URL(fileURLWithPath: settings.data) }
+    var wsdlDirectory: String { settings.wsdl ?? ServeCommand.root.appendingPathComponent("xsd/gsma").path }
+
+    func engine() throws -> PolicyEngine {
+        let plugins = settings.plugins ?? "plugins", policies = settings.policies ?? "policies"
+        let set = try PolicyLoader(pluginPaths: [plugins]).loadSet(bundles: PolicyLoader.bundleDirectories(under: policies))
+        let engine = try PolicyEngine(set: set, decisionLog: NoDecisionLog())
+        engines.append(engine)
+        return engine
+    }
+
+    /// The notification and callback endpoints of the parties.
+    func directory() throws -> [OID: EndpointAddress] {
+        var directory: [OID: EndpointAddress] = [:]
+        for (id, url) in settings.endpoints ?? [:] {
+            let oid = try OID(text: id)
+            directory[oid] = EndpointAddress(address: url, entityID: oid)
+        }
+        if let part = settings.smdp {
+            let smdpID = try pki.id("smdp")
+            directory[smdpID] = EndpointAddress(address: "\(scheme)://\(host):\(part.port)/ES3", entityID: smdpID)
+        }
+        return directory
+    }
+
+    func server(_ folder: String, id: OID, port: Int, endpoints: [String: any SOAPService], wsdls: [String: String], client: SOAPClient) throws -> Int {
+        var configuration = SOAPServer.Configuration(address: EndpointAddress(address: "\(scheme)://\(host):\(port)", entityID: id),
+                                                     tls: settings.plainHTTP == true ? nil : try pki.tls(folder, server: true))
+        configuration.allowPlainHTTP = settings.plainHTTP == true
+        configuration.host = host
+        configuration.port = port
+        configuration.wsdls = wsdls.mapValues { "\(wsdlDirectory)/\($0)" }
+        let server = SOAPServer(configuration: configuration, endpoints: endpoints, client: client, group: group)
+        let bound = try server.start()
+        servers.append(server)
+        return bound
+    }
+
+    func client(_ folder: String, id: OID, base: String) throws -> SOAPClient {
+        let client = try SOAPClient(identity: EndpointAddress(address: base, entityID: id),
+                                    tls: settings.plainHTTP == true ? nil : try pki.tls(folder, server: false), group: group)
+        clients.append(client)
+        return client
+    }
+
+    func start() throws {
+        try FileManager.default.createDirectory(at: dataURL, withIntermediateDirectories: true)
+        if settings.plainHTTP == true { log.info("PLAIN HTTP (development only): callers are whoever wsa:From says") }
+        let parties: [Party] = [Party(oid: try pki.id("eum"), role: .eum), Party(oid: try pki.id("mno"), role: .mno),
+                                Party(oid: try pki.id("m2msp"), role: .m2mSP), Party(oid: try pki.id("smdp"), role: .smdp)]
+        if let part = settings.smsr { try startSMSR(part, parties: parties) }
+        if let part = settings.smdp { try startSMDP(part, parties: parties) }
+        // Outboxes every second; policy bundles checked for changes every 2 seconds.
+        let interval = settings.outboxInterval ?? 1
+        worker.enter()
+        Thread.detachNewThread { [self] in
+            defer { worker.leave() }
+            var ticks = 0
+            while running.load(ordering: .relaxed) {
+                deliverOutboxes()
+                ticks += 1
+                if ticks % max(1, Int(2 / interval)) == 0 { reloadPolicies() }
+                Thread.sleep(forTimeInterval: interval)
+            }
+        }
+    }
+
+    func startSMSR(_ part: ServeConfiguration.SMSRPart, parties: [Party]) throws {
+        let smsrID = try pki.id("smsr")
+        let ci = try X509Certificate(pem: try pki.text("ci/ci.crt.pem"))
+        let eum = try X509Certificate(pem: try pki.text("eum/eum.crt.pem"))
+        var configuration = SMSRConfiguration(smsrID: smsrID,
+                                              storageKey: try StorageKeyFile.load(dataURL.appendingPathComponent("smsr.key").path, create: true, role: "SM-SR"))
+        configuration.acceptClearISDRKeys = true  // the built-in fleet's EIS carry their keys in clear (test cards)
+        var transport: any EUICCTransport = SMSRCommand.NoCards()
+        if let cards = part.cards, cards > 0 {
+            let eumKey = try ECPrivateKey(pkcs8: Array(try pki.key("eum/eum.key.pem").utf8))
+            let issuer = EUMIssuer(key: eumKey, eumID: try pki.id("eum"))
+            let seed = Array((part.fleetSeed ?? "m2mrsp serve").utf8)
+            let file = dataURL.appendingPathComponent("fleet.m2mfleet")
+            if FileManager.default.fileExists(atPath: file.path) {
+                fleet = try Fleet.restore(from: file, seed: seed, curve: pki.curve, ciPublicKey: ci.publicKey, eum: issuer)
+                log.info("fleet loaded", ["cards": "\(fleet!.count)", "file": file.path])
+            } else {
+                fleet = try Fleet(seed: seed, count: cards, curve: pki.curve, ciPublicKey: ci.publicKey, eum: issuer)
+                log.info("fleet created", ["cards": "\(cards)"])
+            }
+            transport = InProcessTransport(fleet: fleet!)
+        }
+        let store = try SQLiteSMSRStore(path: dataURL.appendingPathComponent("smsr.sqlite").path, codec: XMLDocumentCodec())
+        let smsr = try SMSR(configuration: configuration, trust: SMSRTrust(ci: ci, eums: [try pki.id("eum"): eum]), store: store, policy: try engine(),
+                            transport: transport)
+        for party in parties { try smsr.register(party) }
+        self.smsr = smsr
+        let recovered = try smsr.recover()
+        log.info("SM-SR recovery", ["operations": "\(recovered)"])
+        // The built-in fleet's cards are registered as their EUM would (once).
+        if let fleet {
+            let now = SystemClock().now()
+            var requests: [ES1.RegisterEISRequest] = []
+            for index in 0..<fleet.count where try store.read({ try $0.eis(fleet.eid(at: index)) }) == nil {
+                let info = try fleet.eumSignedInfo(at: index, productionDate: now)
+                let eumKey = try ECPrivateKey(pkcs8: Array(try pki.key("eum/eum.key.pem").utf8))
+                let signature = try EISSignature.sign(info, with: eumKey, keyName: "EUM-TEST-KEY")
+                requests.append(ES1.RegisterEISRequest(functionCallIdentifier: "serve-register-\(fleet.eid(at: index).text)",
+                                                       eis: try fleet.eis(at: index, signedInfo: info, signature: signature, smsrID: smsrID, mnoID: try pki.id("mno"))))
+            }
+            if !requests.isEmpty {
+                let refused = smsr.registerEISBatch(requests, context: RequestContext(caller: try pki.id("eum"))).filter { $0.functionExecutionStatus.status == .failed }
+                log.info("fleet registered", ["cards": "\(requests.count)", "refused": "\(refused.count)"])
+            }
+        }
+        let client = try client("smsr", id: smsrID, base: "\(scheme)://\(host):\(part.port)")
+        let port = try server("smsr", id: smsrID, port: part.port,
+                              endpoints: ["/ES1": SMSRService(smsr: smsr, interfaces: [.es1]), "/ES3": SMSRService(smsr: smsr, interfaces: [.es3]),
+                                          "/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES4A": SMSRService(smsr: smsr, interfaces: [.es4a])],
+                              wsdls: ["/ES1": "ES1_SMSR.wsdl", "/ES3": "ES3_SMSR.wsdl", "/ES4": "ES4_SMSR.wsdl"], client: client)
+        dispatchers.append(("SM-SR", OutboxDispatcher(store: store, delivery: SOAPNotificationDelivery(client: client, directory: try directory()),
+                                                      clock: SystemClock())))
+        log.info("SM-SR serving", ["id": smsrID.text, "url": "\(scheme)://\(host):\(port)", "endpoints": "/ES1 /ES3 /ES4 /ES4A"])
+    }
+
+    func startSMDP(_ part: ServeConfiguration.SMDPPart, parties: [Party]) throws {
+        let smdpID = try pki.id("smdp")
+        let certificate = try GPCertificate(encoded: Array(try Data(contentsOf: pki.root.appendingPathComponent("smdp/cert-dp-ecdsa.gpcert"))))
+        let key = try ECPrivateKey(pkcs8: Array(try pki.key("smdp/sk-dp-ecdsa.key.pem").utf8))
+        let configuration = SMDPConfiguration(
+            smdpID: smdpID, storageKey: try StorageKeyFile.load(dataURL.appendingPathComponent("smdp.key").path, create: true, role: "SM-DP"),
+            credentials: [SMDPCredential(certificate: certificate, key: key)])
+        let client = try client("smdp", id: smdpID, base: "\(scheme)://\(host):\(part.port)")
+        let smsrID = try pki.id("smsr")
+        let store = try SQLiteSMDPStore(path: dataURL.appendingPathComponent("smdp.sqlite").path)
+        let smdp = try SMDP(configuration: configuration, store: store, policy: try engine(),
+                            smsrs: [smsrID: SOAPES3Endpoint(client: client, smsr: EndpointAddress(address: "\(part.smsr)/ES3", entityID: smsrID))])
+        for party in parties where party.role == .mno { try smdp.register(party) }
+        self.smdp = smdp
+        let port = try server("smdp", id: smdpID, port: part.port,
+                              endpoints: ["/ES2": SMDPService(smdp: smdp, interfaces: [.es2]), "/ES3": SMDPService(smdp: smdp, interfaces: [.es3])],
+                              wsdls: ["/ES2": "ES2_SMDP.wsdl", "/ES3": "ES3_SMDP.wsdl"], client: client)
+        dispatchers.append(("SM-DP", OutboxDispatcher(store: store, delivery: SOAPNotificationDelivery(client: client, directory: try directory()),
+                                                      clock: SystemClock())))
+        log.info("SM-DP serving", ["id": smdpID.text, "url": "\(scheme)://\(host):\(port)", "endpoints": "/ES2 /ES3"])
+        // Downloads a stopped process left are resumed once the SM-SR answers (in the background).
+        worker.enter()
+        Thread.detachNewThread { [self] in
+            defer { worker.leave() }
+            do {
+                let finished = try smdp.recover()
+                log.info("SM-DP recovery", ["downloads": "\(finished)"])
+            } catch {
+                log.error("SM-DP recovery failed", ["error": "\(error)"])
+            }
+        }
+    }
+
+    func deliverOutboxes() {
+        for (name, dispatcher) in dispatchers {
+            do {
+                let delivered = try dispatcher.runOnce()
+                if delivered > 0 { log.info("outbox delivered", ["role": name, "messages": "\(delivered)"]) }
+            } catch {
+                log.error("outbox", ["role": name, "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Each bundle directory reloaded when its files changed (the engine refuses a bad one and keeps
+    /// the last good version).
+    var stamps: [String: Date] = [:]
+    func reloadPolicies() {
+        let policies = settings.policies ?? "policies"
+        let loader = PolicyLoader(pluginPaths: [settings.plugins ?? "plugins"])
+        for directory in PolicyLoader.bundleDirectories(under: policies) {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            let latest = files.compactMap { try? FileManager.default.attributesOfItem(atPath: "\(directory)/\($0)")[.modificationDate] as? Date }.max() ?? .distantPast
+            if let seen = stamps[directory], seen >= latest { continue }
+            let first = stamps[directory] == nil
+            stamps[directory] = latest
+            if first { continue }
+            for engine in engines {
+                do {
+                    let report = try engine.reload(directory: directory, loader: loader)
+                    log.info("policy bundle reloaded", ["bundle": "\(report.bundle)", "swapped": "\(report.swapped)"])
+                } catch {
+                    log.error("policy bundle refused, the last good version stays", ["directory": directory, "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    func stop() {
+        for server in servers { server.shutdown() }
+        running.store(false, ordering: .relaxed)
+        _ = worker.wait(timeout: .now() + 30)
+        deliverOutboxes()
+        for client in clients { client.shutdown() }
+        if let fleet {
+            let file = dataURL.appendingPathComponent("fleet.m2mfleet")
+            do {
+                try fleet.save(to: file)
+                log.info("fleet saved", ["file": file.path])
+            } catch {
+                log.error("fleet not saved", ["error": "\(error)"])
+            }
+        }
+        try? group.syncShutdownGracefully()
+    }
+}
