@@ -17,12 +17,14 @@ release: bootstrap
 
 # The whole suite: generated code up to date, every Swift test (xmllint and openssl checks included),
 # then the Lua policy bundles' own tests through the same sandbox as production, then an SM-SR
-# process killed mid-enable and recovered against an emulated fleet in another process.
+# process killed mid-enable and recovered against an emulated fleet in another process, then
+# `m2mrsp serve` and `m2mrsp call` over mutual TLS on loopback.
 test: bootstrap check-generated
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(SWIFT) run --skip-build m2mrsp policy test plugins policies
 	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/crash-test.sh
+	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/serve-test.sh
 
 # Regenerate message types, Action tables, v4 XSD and golden files from scripts/messages.py.
 generate:

