@@ -18,13 +18,14 @@ release: bootstrap
 # The whole suite: generated code up to date, every Swift test (xmllint and openssl checks included),
 # then the Lua policy bundles' own tests through the same sandbox as production, then an SM-SR
 # process killed mid-enable and recovered against an emulated fleet in another process, then
-# `m2mrsp serve` and `m2mrsp call` over mutual TLS on loopback.
+# `m2mrsp serve` and `m2mrsp call` over mutual TLS on loopback, then the demo's scenario.
 test: bootstrap check-generated
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(SWIFT) run --skip-build m2mrsp policy test plugins policies
 	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/crash-test.sh
 	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/serve-test.sh
+	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/demo-scenario.sh
 
 # Regenerate message types, Action tables, v4 XSD and golden files from scripts/messages.py.
 generate:
@@ -40,8 +41,9 @@ check-generated:
 	fi
 	@echo "check-generated: generated files are up to date"
 
-# What exists so far, for real: decode an SGP.02 envelope to JSON, encode it back, compare, a test PKI,
-# the policy bundles' tests, an emulated fleet, the SOAP benchmark. Later issues add the servers and the scenario.
+# What exists, for real: SGP.02 envelopes round-tripped, a test PKI, the policy bundles' tests, an emulated
+# fleet, SCP81, a real card's trace, an SM-DP inventory, the SOAP benchmark, then the platform's scenario over
+# mutual TLS (scripts/demo-scenario.sh), serving until Ctrl-C when run from a terminal.
 demo: release
 	@scripts/demo.sh
 

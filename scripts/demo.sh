@@ -61,10 +61,11 @@ $bin smdp import --db "$work/smdp.sqlite" --key-file "$work/smdp.key" --profile-
   --template Tests/M2MWireTests/Fixtures/profiles/TS48v5_SAIP2.1A_NoBERTLV.der --pool "$work/pool.csv"
 $bin smdp inventory --db "$work/smdp.sqlite" --key-file "$work/smdp.key"
 
-step "The servers: SM-SR and SM-DP over HTTPS with mutual TLS, an Operator's calls (m2mrsp serve, m2mrsp call)"
-M2MRSP_BIN=$bin bash scripts/serve-test.sh
-
 step "SOAP benchmark (quick)"
 $bin bench soap --quick
 
-printf '\nThe SM-SR also runs for real in scripts/crash-test.sh (killed mid-enable, recovered). The full demo scenario\n(PLMA, POL2 refusal, fall-back, ONC) and SM-SR change come with the next issues (docs/README.md).\n'
+step "The platform: SM-SR + SM-DP over HTTPS with mutual TLS, an emulated fleet, an Operator and an M2M SP (scripts/demo-scenario.sh)"
+# Interactive: the servers keep serving after the scenario until Ctrl-C.
+DEMO_SERVE=$([[ -t 0 && -t 1 ]] && echo 1 || echo 0) M2MRSP_BIN=$bin bash scripts/demo-scenario.sh
+
+printf '\nAlso for real in make test: scripts/crash-test.sh (an SM-SR killed mid-enable, recovered) and scripts/serve-test.sh\n(serve and call, SIGTERM, a restart). SM-SR change comes with the next issue (docs/README.md).\n'

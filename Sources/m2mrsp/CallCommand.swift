@@ -17,7 +17,8 @@ struct CallCommand: ParsableCommand {
         abstract: "Call one SGP.02 function over SOAP/HTTPS with mutual TLS and print the response.",
         discussion: """
             Parameters are the request's fields by their Swift names (`m2mrsp soap functions`, `m2mrsp soap decode`): \
-            --param eid=8904… --param iccid=8944… ; a value that is a number, true/false, or JSON ({…}, […]) is taken as such. \
+            --param eid=8904… --param iccid=8944… ; a value that is a number, true/false, or JSON ({…}, […]) is taken as such; \
+            @FILE reads the value from a file (an EIS as `m2mrsp emulate --eis` prints it). \
             FunctionCallIdentifier defaults to a fresh UUID. Example: \
             m2mrsp call ES4.GetEIS --to https://127.0.0.1:8443/ES4 --pki demo/pki --as mno --param eid=89049032…
             """
@@ -58,7 +59,12 @@ struct CallCommand: ParsableCommand {
         var body: [String: Any] = [:]
         for param in params {
             guard let equals = param.firstIndex(of: "=") else { throw ValidationError("--param '\(param)' is not name=value") }
-            let name = String(param[..<equals]), text = String(param[param.index(after: equals)...])
+            let name = String(param[..<equals])
+            var text = String(param[param.index(after: equals)...])
+            if text.hasPrefix("@") {
+                guard let data = FileManager.default.contents(atPath: String(text.dropFirst())) else { throw ValidationError("cannot read \(text.dropFirst())") }
+                text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
             if let number = Int(text), !text.hasPrefix("0") || text == "0" {
                 body[name] = number
             } else if text == "true" || text == "false" {

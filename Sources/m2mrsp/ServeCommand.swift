@@ -31,6 +31,8 @@ struct ServeConfiguration: Codable {
         /// Emulated cards served in process (their EIS registered at start); none: no cards.
         var cards: Int?
         var fleetSeed: String?
+        /// Register the fleet's EIS at start as their EUM would (default true; false: register them with ES1.RegisterEIS).
+        var register: Bool?
     }
 
     struct SMDPPart: Codable {
@@ -292,7 +294,7 @@ final class ServeNode: @unchecked Sendable {
         let recovered = try smsr.recover()
         log.info("SM-SR recovery", ["operations": "\(recovered)"])
         // The built-in fleet's cards are registered as their EUM would (once).
-        if let fleet {
+        if let fleet, part.register ?? true {
             let now = SystemClock().now()
             var requests: [ES1.RegisterEISRequest] = []
             for index in 0..<fleet.count where try store.read({ try $0.eis(fleet.eid(at: index)) }) == nil {
