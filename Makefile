@@ -51,10 +51,14 @@ demo: release
 	@scripts/demo.sh
 
 bench: release
+	@scripts/bootstrap.sh --bench
 	.build/release/m2mrsp bench soap
 	.build/release/m2mrsp bench crypto
 	.build/release/m2mrsp bench policy
 	.build/release/m2mrsp bench emulator
+	.build/release/m2mrsp bench smsr
+	.build/release/m2mrsp bench download
+	.build/release/m2mrsp bench server
 
 clean:
 	rm -rf .build

@@ -93,7 +93,8 @@ let package = Package(
             dependencies: [
                 "M2MCore", "M2MXML", "M2MSOAP", "M2MTestKit", "M2MPolicy", "M2MCrypto", "M2MWire", "M2MRoles", "M2MEmulator", "M2MTransport", "M2MStorage", "M2MTrace", "M2MServer", "COpenSSL", "CSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
         ),

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the project needs to build and test, if missing. Idempotent; uses sudo when not root.
-# Debian/Ubuntu packages: liblua5.4-dev libsqlite3-dev libssl-dev pkg-config libxml2-utils.
+# Debian/Ubuntu packages: liblua5.4-dev libsqlite3-dev libssl-dev pkg-config libxml2-utils;
+# with --bench also nginx-light (the static responder `m2mrsp bench server` measures beside).
 set -euo pipefail
 
 packages=(liblua5.4-dev libsqlite3-dev libssl-dev pkg-config libxml2-utils)
+if [ "${1:-}" = "--bench" ]; then packages+=(nginx-light); fi
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
