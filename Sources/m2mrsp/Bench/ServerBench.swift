@@ -51,6 +51,9 @@ struct ServerBench: ParsableCommand {
     @Option(help: "Measure only these figures (comma-separated): geteis, download.")
     var only: String?
 
+    @Flag(help: "Also print where a download's time goes (each ES3 call over HTTPS, as the SM-DP sees it).")
+    var breakdown = false
+
     func wants(_ figure: String) -> Bool { only.map { $0.split(separator: ",").contains(Substring(figure)) } ?? true }
 
     static let mno: OID = "1.3.6.1.4.1.99999.4.1"
@@ -328,6 +331,8 @@ struct ServerBench: ParsableCommand {
         let smdpClient = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1:\(smdpPort)", entityID: Self.smdpID),
                                         tls: Self.credentials(pki.smdp, pki, server: false), group: group)
         defer { smdpClient.shutdown() }
+        let timing = TimingES3(inner: SOAPES3Endpoint(client: smdpClient, smsr: EndpointAddress(address: "https://127.0.0.1:\(smsrPort)/ES3",
+                                                                                              entityID: SMSRBench.smsrID)))
         let template = Array(try Data(contentsOf: SMSRBench.root.appendingPathComponent("Tests/M2MWireTests/Fixtures/profiles/TS48v5_SAIP2.1A_NoBERTLV.der")))
         let loader = PolicyLoader(pluginPaths: [SMSRBench.root.appendingPathComponent("plugins").path])
         let set = try loader.loadSet(bundles: PolicyLoader.bundleDirectories(under: SMSRBench.root.appendingPathComponent("policies").path))
@@ -337,8 +342,7 @@ struct ServerBench: ParsableCommand {
                                              credentials: [SMDPCredential(certificate: certificate, key: dpKey)]),
             store: try SQLiteSMDPStore(path: directory.appendingPathComponent("dl-smdp.sqlite").path),
             policy: try PolicyEngine(set: set, decisionLog: NoDecisionLog()),
-            smsrs: [SMSRBench.smsrID: SOAPES3Endpoint(client: smdpClient, smsr: EndpointAddress(address: "https://127.0.0.1:\(smsrPort)/ES3",
-                                                                                                    entityID: SMSRBench.smsrID))])
+            smsrs: [SMSRBench.smsrID: timing])
         try smdp.register(Party(oid: Self.mno, role: .mno))
         let pool = try (0..<count).map { k in
             PoolEntry(iccid: try ICCID(withoutCheckDigit: String(format: "8944506000%09d", k)), imsi: try IMSI(text: String(format: "20806%010d", k)))
@@ -362,7 +366,17 @@ struct ServerBench: ParsableCommand {
                 (answer.message as? ES2.DownloadProfileResponse)?.functionExecutionStatus == .success
             else { throw ValidationError("download \(index) failed") }
         }
-        let ours = Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        let elapsed = DispatchTime.now().uptimeNanoseconds - start
+        let ours = Double(count) / (Double(elapsed) / 1e9)
+        if breakdown {
+            let spent = timing.spent.withLock { $0 }
+            let atSMSR = spent.values.reduce(0) { $0 + $1.nanoseconds }
+            SMSRBench.progress(String(format: "  per download: %.0f µs in all; outside the ES3 calls %.0f µs", Double(elapsed) / Double(count) / 1e3,
+                                      Double(elapsed - atSMSR) / Double(count) / 1e3))
+            for (name, entry) in spent.sorted(by: { $0.value.nanoseconds > $1.value.nanoseconds }) {
+                SMSRBench.progress(String(format: "  %@ over HTTPS: %.0f µs per call (%d calls)", name, Double(entry.nanoseconds) / Double(entry.calls) / 1e3, entry.calls))
+            }
+        }
         // The floor: the same crypto as `bench download` (key establishment both sides, SCP03t both ways).
         let ecasd = try (0..<min(count, 32)).map { try fleet.identity(at: $0).ecasdKey() }
         let aid = try AID(text: "A0000005591010FFFFFFFF8900001000")
