@@ -24,10 +24,8 @@ step() { n=$((n+1)); printf '\n\033[1m── %d. %s\033[0m\n' "$n" "$*"; }
 fail() { echo "demo-scenario: FAILED: $*" >&2; tail -20 "$work/serve.log" >&2 || true; exit 1; }
 MNO=1.3.6.1.4.1.99999.4.1 SP=1.3.6.1.4.1.99999.5.1 SMSR=1.3.6.1.4.1.99999.2.1
 
-read -r smsr_port smdp_port mno_port sp_port callback_port < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(5)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+source scripts/lib/common.sh
+read -r smsr_port smdp_port mno_port sp_port callback_port < <(free_ports 5)
 
 # What a call answered: the status and, when it failed, its codes.
 status() {
@@ -50,28 +48,9 @@ expect() { grep -q "$2" "$1" || fail "expected $2 in $(cat "$1")"; }
 
 step "A dev PKI (P-256: CI, EUM, SM-DP, SM-SR, MNO, M2M SP; TLS CA and identities)"
 "$bin" pki init "$work/pki" --curve p256 | head -1
-mkdir -p "$work/data"
 
 step "The SM-DP's inventory: Profile Type DEMO-TYPE of the MNO, a TS.48 template, 4 ICCIDs"
-python3 - "$work/pool.csv" <<'EOF'
-import sys
-def luhn(s):
-    t = 0
-    for i, c in enumerate(reversed(s)):
-        x = int(c)
-        if i % 2 == 0:
-            x = x * 2 - 9 if x * 2 > 9 else x * 2
-        t += x
-    return str((10 - t % 10) % 10)
-with open(sys.argv[1], "w") as f:
-    f.write("iccid,imsi,ki,opc\n")
-    for k in range(4):
-        base = "894450400000000%04d" % k
-        f.write("%s%s,2080100000%05d,000102030405060708090a0b0c0d0e0f,0f0e0d0c0b0a09080706050403020100\n" % (base, luhn(base), k))
-EOF
-"$bin" smdp init --db "$work/data/smdp.sqlite" --key-file "$work/data/smdp.key" >/dev/null
-"$bin" smdp import --db "$work/data/smdp.sqlite" --key-file "$work/data/smdp.key" --profile-type DEMO-TYPE --mno $MNO \
-  --template Tests/M2MWireTests/Fixtures/profiles/TS48v5_SAIP2.1A_NoBERTLV.der --pool "$work/pool.csv"
+inventory "$bin" "$work/data" DEMO-TYPE 894450400000000 4 --keys
 
 step "Serve: SM-SR :$smsr_port (2 emulated eUICCs, not yet registered) and SM-DP :$smdp_port, mutual TLS; MNO and M2M SP endpoints"
 cat > "$work/serve.json" <<EOF
@@ -89,8 +68,7 @@ pids+=($!)
 pids+=($!)
 "$bin" listen --url "https://127.0.0.1:$sp_port/notifications" --pki "$work/pki" --as m2msp >"$work/sp.log" 2>/dev/null &
 pids+=($!)
-for _ in $(seq 1 100); do grep -q "SM-DP serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
-grep -q "SM-DP serving" "$work/serve.log" || fail "serve did not start"
+wait_serving "$work/serve.log" "${pids[0]}" || fail "serve did not start"
 grep -E "serving" "$work/serve.log" | sed 's/^[^ ]* //'
 settle() { sleep 0.8; }  # the outboxes are delivered every 0.2 s
 

@@ -23,32 +23,11 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import zeep' 2>/dev
 fi
 echo "interop-test: zeep $("$venv/bin/python" -c 'import zeep; print(zeep.__version__)')"
 
-read -r smsr_port smdp_port < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))')
+source scripts/lib/common.sh
+read -r smsr_port smdp_port < <(free_ports 2)
 
 "$bin" pki init "$work/pki" --curve p256 >/dev/null
-mkdir -p "$work/data"
-python3 - "$work/pool.csv" <<'PY'
-import sys
-def luhn(s):
-    t = 0
-    for i, c in enumerate(reversed(s)):
-        x = int(c)
-        if i % 2 == 0:
-            x = x * 2 - 9 if x * 2 > 9 else x * 2
-        t += x
-    return str((10 - t % 10) % 10)
-with open(sys.argv[1], "w") as f:
-    f.write("iccid,imsi,ki,opc\n")
-    for k in range(4):
-        base = "894450500000000%04d" % k
-        f.write("%s%s,2080100000%05d,,\n" % (base, luhn(base), k))
-PY
-"$bin" smdp init --db "$work/data/smdp.sqlite" --key-file "$work/data/smdp.key" >/dev/null
-"$bin" smdp import --db "$work/data/smdp.sqlite" --key-file "$work/data/smdp.key" --profile-type INTEROP --mno 1.3.6.1.4.1.99999.4.1 \
-  --template Tests/M2MWireTests/Fixtures/profiles/TS48v5_SAIP2.1A_NoBERTLV.der --pool "$work/pool.csv" >/dev/null
+inventory "$bin" "$work/data" INTEROP 894450500000000 4 >/dev/null
 cat > "$work/serve.json" <<JSON
 { "pki": "$work/pki", "data": "$work/data", "plugins": "plugins", "policies": "policies",
   "smsr": { "port": $smsr_port, "cards": 3, "fleetSeed": "interop", "register": false },
@@ -56,8 +35,7 @@ cat > "$work/serve.json" <<JSON
 JSON
 "$bin" serve --config "$work/serve.json" >"$work/serve.log" 2>&1 &
 serve_pid=$!
-for _ in $(seq 1 100); do grep -q "SM-DP serving" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
-grep -q "SM-DP serving" "$work/serve.log" || fail "serve did not start"
+wait_serving "$work/serve.log" "$serve_pid" || fail "serve did not start"
 
 "$venv/bin/python" scripts/interop/zeep_interop.py "$work" "$bin" "$smsr_port" "$smdp_port" "$work/captured" || fail "zeep calls"
 files=("$work"/captured/*.xml)

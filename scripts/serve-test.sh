@@ -18,35 +18,12 @@ trap cleanup EXIT
 say() { printf '\n== serve-test: %s\n' "$*"; }
 fail() { echo "serve-test: FAILED: $*" >&2; [[ -f "$work/serve.log" ]] && tail -20 "$work/serve.log" >&2; exit 1; }
 
-ports=($(python3 -c 'import socket
-s=[socket.socket() for _ in range(3)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(" ".join(str(x.getsockname()[1]) for x in s))'))
-smsr_port=${ports[0]} smdp_port=${ports[1]} mno_port=${ports[2]}
+source scripts/lib/common.sh
+read -r smsr_port smdp_port mno_port < <(free_ports 3)
 
 say "a test PKI (P-256), an SM-DP inventory of 3 ICCIDs"
 $bin pki init "$work/pki" --curve p256 >/dev/null
-mkdir -p "$work/data"
-$bin smdp init --db "$work/data/smdp.sqlite" --key-file "$work/data/smdp.key" >/dev/null
-python3 - "$work/pool.csv" <<'EOF'
-import sys
-def luhn(s):
-    t = 0
-    for i, c in enumerate(reversed(s)):
-        x = int(c)
-        if i % 2 == 0:
-            x *= 2
-            x = x - 9 if x > 9 else x
-        t += x
-    return str((10 - t % 10) % 10)
-with open(sys.argv[1], "w") as f:
-    f.write("iccid,imsi,ki,opc\n")
-    for k in range(3):
-        base = "894450300000000%04d" % k
-        f.write("%s%s,2080100000%05d,000102030405060708090a0b0c0d0e0f,0f0e0d0c0b0a09080706050403020100\n" % (base, luhn(base), k))
-EOF
-$bin smdp import --db "$work/data/smdp.sqlite" --key-file "$work/data/smdp.key" --profile-type DEMO-TYPE --mno 1.3.6.1.4.1.99999.4.1 \
-  --template Tests/M2MWireTests/Fixtures/profiles/TS48v5_SAIP2.1A_NoBERTLV.der --pool "$work/pool.csv"
+inventory "$bin" "$work/data" DEMO-TYPE 894450300000000 3 --keys
 
 cat > "$work/serve.json" <<EOF
 {
@@ -61,14 +38,10 @@ cat > "$work/serve.json" <<EOF
 EOF
 
 start() {
+  : >"$work/serve.log"
   $bin serve --config "$work/serve.json" >>"$work/serve.log" 2>&1 &
   serve_pid=$!
-  for _ in $(seq 1 100); do
-    grep -q "SM-DP serving" "$work/serve.log" 2>/dev/null && return 0
-    kill -0 "$serve_pid" 2>/dev/null || fail "serve exited"
-    sleep 0.1
-  done
-  fail "serve did not start"
+  wait_serving "$work/serve.log" "$serve_pid" || fail "serve did not start"
 }
 
 say "m2mrsp serve: SM-SR on :$smsr_port (3 emulated cards), SM-DP on :$smdp_port, mutual TLS"

@@ -72,18 +72,7 @@ struct ListenCommand: ParsableCommand {
         let server = SOAPServer(configuration: configuration, endpoints: [address.path.isEmpty ? "/" : address.path: Printer()], client: nil, group: group)
         try server.start()
         FileHandle.standardError.write(Data("listening at \(url) as \(role) \(me.text)\n".utf8))
-        let stop = DispatchSemaphore(value: 0)
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let sources = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            return source
-        }
-        if let seconds { DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { stop.signal() } }
-        stop.wait()
-        sources.forEach { $0.cancel() }
+        StopSignal.wait(seconds: seconds)
         server.shutdown(grace: 1)
     }
 }

@@ -88,7 +88,16 @@ struct ServeCommand: ParsableCommand {
         let log = ServeLog(json: settings.log == "json")
         let node = try ServeNode(settings: settings, log: log)
         try node.start()
-        // Stop on SIGINT/SIGTERM (or after --seconds).
+        StopSignal.wait(seconds: seconds)
+        log.info("stopping: no new connections; answering what was accepted")
+        node.stop()
+        log.info("stopped")
+    }
+}
+
+/// Blocks until SIGINT or SIGTERM, or until `seconds` passed (serve, listen).
+enum StopSignal {
+    static func wait(seconds: Double?) {
         let stop = DispatchSemaphore(value: 0)
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
@@ -101,9 +110,6 @@ struct ServeCommand: ParsableCommand {
         if let seconds { DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { stop.signal() } }
         stop.wait()
         sources.forEach { $0.cancel() }
-        log.info("stopping: no new connections; answering what was accepted")
-        node.stop()
-        log.info("stopped")
     }
 }
 

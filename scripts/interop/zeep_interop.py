@@ -16,22 +16,15 @@ import zeep
 from lxml import etree
 from zeep.transports import Transport
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from pool import luhn  # noqa: E402
+
 work, m2mrsp, smsr_port, smdp_port, out = sys.argv[1:6]
 pki = os.path.join(work, "pki")
 NS = "http://namespaces.gsma.org/esim-messaging/3"
 SMSR_ID = "1.3.6.1.4.1.99999.2.1"
 MNO_ID = "1.3.6.1.4.1.99999.4.1"
 os.makedirs(out, exist_ok=True)
-
-
-def luhn(digits):
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        x = int(c)
-        if i % 2 == 0:
-            x = x * 2 - 9 if x * 2 > 9 else x * 2
-        total += x
-    return digits + str((10 - total % 10) % 10)
 count = [0]
 
 

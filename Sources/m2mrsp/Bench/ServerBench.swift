@@ -379,26 +379,10 @@ struct ServerBench: ParsableCommand {
         }
         // The floor: the same crypto as `bench download` (key establishment both sides, SCP03t both ways).
         let ecasd = try (0..<min(count, 32)).map { try fleet.identity(at: $0).ecasdKey() }
-        let aid = try AID(text: "A0000005591010FFFFFFFF8900001000")
         var next = 0
         let floor = try Bench.rate(seconds: quick ? 1 : 3) {
-            let key = ecasd[next % ecasd.count]
+            try DownloadFloor.once(ecasd: ecasd[next % ecasd.count], certificate: certificate, key: dpKey, ci: pki.ci.publicKey, package: template)
             next += 1
-            var host = try KeyEstablishmentHost(certificate: certificate, signingKey: dpKey, ecasdPublicKey: key.publicKey)
-            var card = KeyEstablishmentCard(ecasdKey: key, ciPublicKey: pki.ci.publicKey, expectedRole: .smdp)
-            let agreement = try host.keyAgreementData(cardResponse: try card.processCertificate(host.certificateData()))
-            let (receipt, cardKeys) = try card.processKeyAgreement(agreement)
-            var channel = SCP03tHost(keys: try host.processReceipt(cardResponse: receipt), aid: aid.bytes)
-            var session = SCP03tCard(keys: cardKeys, aid: aid.bytes)
-            var items = [channel.initializeUpdate(), try channel.precomputedExternalAuthenticate(sequenceCounter: 1)]
-            for offset in stride(from: 0, to: template.count, by: 1020) {
-                items.append(try channel.segment(Array(template[offset..<min(offset + 1020, template.count)])))
-            }
-            var answers: [TLV] = []
-            for item in items { if case .answer(let tlv) = session.process(item) { answers.append(tlv) } }
-            try channel.processInitializeUpdate(answers[0])
-            try channel.processExternalAuthenticate(answers[1])
-            _ = try channel.processSegmentResponse(try session.answer(with: EUICCResponse.success.encoded))
         }
         return BenchFigure(name: "ES2.DownloadProfile over HTTPS end to end, one at a time (MNO → SM-DP → ES3 → SM-SR → eUICC, SQLite; floor: KE + SCP03t)",
                            value: ours, unit: "downloads/s", baseline: floor, ratio: ours / floor, target: 0.25, meets: ours / floor >= 0.25)
