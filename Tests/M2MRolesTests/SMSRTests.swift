@@ -19,6 +19,21 @@ import Testing
 struct SMSRTests {
     typealias H = SMSRHarness
 
+    @Test("Read-only functions are not recorded: a repeated GetEIS reads the state as it is now, nothing is written")
+    func readOnlyNotRecorded() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        try h.register(card: 0)
+        let writes = h.store.database.transactionCounts.writes
+        let request = ES4.GetEISRequest(functionCallIdentifier: "g", eid: h.eid(0))
+        #expect(h.smsr.getEIS(request, context: RequestContext(caller: H.mno)).eis?.profiles.first { $0.iccid == H.iccidB }?.state == .disabled)
+        #expect(h.store.database.transactionCounts.writes == writes)
+        #expect(try h.store.read { try $0.functionCall(caller: H.mno, identifier: "g") } == nil)
+        #expect(h.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: h.eid(0), iccid: H.iccidB), context: RequestContext(caller: H.mno))
+            .functionExecutionStatus == .success)
+        #expect(h.smsr.getEIS(request, context: RequestContext(caller: H.mno)).eis?.profiles.first { $0.iccid == H.iccidB }?.state == .enabled)
+    }
+
     @Test("RegisterEIS: chain and signature verified, keys sealed apart, idempotent; every documented refusal")
     func registration() throws {
         let h = try H()

@@ -283,7 +283,10 @@ extension SMDP {
                            to: machine.smsr)
         guard got.functionExecutionStatus.status == .executedSuccess, let eis = got.eis else { throw DownloadFailure(got.functionExecutionStatus) }
         // Eligibility: this ICCID not there yet, a curve this SM-DP has a credential for, the memory.
-        if eis.profiles.contains(where: { $0.iccid == machine.iccid }) {
+        // A resumed download may find its own ISD-P (Created, by this SM-DP) from the CreateISDP that ran
+        // before the crash: CreateISDP again under the same identifier gives that ISD-P back.
+        let ours = eis.profiles.first(where: { $0.iccid == machine.iccid }).map { $0.state == .created && $0.smdpID == configuration.smdpID }
+        if ours == false {
             throw DownloadFailure(.profileICCID, .alreadyInUse, "the ICCID is already on the eUICC", identifier: machine.iccid.text)
         }
         let certificates = eis.eumSignedInfo.ecasd.keysets.flatMap(\.items).compactMap { item -> GPCertificateReference? in
@@ -304,7 +307,7 @@ extension SMDP {
         guard let chosen else {
             throw DownloadFailure(.ecasd, .unsupported, "no CERT.ECASD.ECKA on a curve this SM-DP downloads to", identifier: machine.eid.text)
         }
-        guard eis.remainingMemory >= machine.requiredMemory else {
+        guard ours == true || eis.remainingMemory >= machine.requiredMemory else {
             throw DownloadFailure(.euicc, .insufficientMemory, "\(machine.requiredMemory) bytes needed, \(eis.remainingMemory) free", identifier: machine.eid.text)
         }
         let created = try send(ES3.CreateISDPRequest(functionCallIdentifier: machine.identifier(id, "create"), validityPeriod: remaining(machine), eid: machine.eid,

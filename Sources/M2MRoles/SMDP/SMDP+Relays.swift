@@ -49,12 +49,10 @@ extension SMDP: ES2Provider {
     }
 
     public func getEIS(_ request: ES2.GetEISRequest, context: RequestContext) -> ES2.GetEISResponse {
-        serve(request, context: context, smsrID: request.smsrID, failure: { ES2.GetEISResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, smsrID: request.smsrID, readOnly: true, failure: { ES2.GetEISResponse(functionExecutionStatus: $0) }) { call in
             let answer = try send(ES3.GetEISRequest(functionCallIdentifier: call.relayIdentifier, validityPeriod: call.remainingValidity(now: clock.now()),
                                                     eid: request.eid), to: request.smsrID)
-            return try call.commit { _ in
-                ES2.GetEISResponse(functionExecutionStatus: answer.functionExecutionStatus, eis: forOperator(answer.eis, call.caller.oid))
-            }
+            return try call.answer(ES2.GetEISResponse(functionExecutionStatus: answer.functionExecutionStatus, eis: forOperator(answer.eis, call.caller.oid)))
         }
     }
 
@@ -151,12 +149,11 @@ extension SMDP: ES2Provider {
     }
 
     public func getPLMA(_ request: ES2.GetPLMARequest, context: RequestContext) -> ES2.GetPLMAResponse {
-        serve(request, context: context, smsrID: request.smsrID, failure: { ES2.GetPLMAResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, smsrID: request.smsrID, readOnly: true, failure: { ES2.GetPLMAResponse(functionExecutionStatus: $0) }) { call in
             let answer = try send(ES3.GetPLMARequest(functionCallIdentifier: call.relayIdentifier, validityPeriod: call.remainingValidity(now: clock.now()),
                                                      mnoID: call.caller.oid, profileType: request.profileType), to: request.smsrID)
-            return try call.commit { _ in
-                ES2.GetPLMAResponse(functionExecutionStatus: answer.functionExecutionStatus, plmas: answer.plmas.filter { $0.mnoID == call.caller.oid })
-            }
+            return try call.answer(ES2.GetPLMAResponse(functionExecutionStatus: answer.functionExecutionStatus,
+                                                       plmas: answer.plmas.filter { $0.mnoID == call.caller.oid }))
         }
     }
 
@@ -176,12 +173,11 @@ extension SMDP: ES2Provider {
     }
 
     public func getONC(_ request: ES2.GetONCRequest, context: RequestContext) -> ES2.GetONCResponse {
-        serve(request, context: context, smsrID: request.smsrID, failure: { ES2.GetONCResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, smsrID: request.smsrID, readOnly: true, failure: { ES2.GetONCResponse(functionExecutionStatus: $0) }) { call in
             let answer = try send(ES3.GetONCRequest(functionCallIdentifier: call.relayIdentifier, validityPeriod: call.remainingValidity(now: clock.now()),
                                                     mnoID: call.caller.oid, profileType: request.profileType), to: request.smsrID)
-            return try call.commit { _ in
-                ES2.GetONCResponse(functionExecutionStatus: answer.functionExecutionStatus, oncs: answer.oncs.filter { $0.mnoID == call.caller.oid })
-            }
+            return try call.answer(ES2.GetONCResponse(functionExecutionStatus: answer.functionExecutionStatus,
+                                                      oncs: answer.oncs.filter { $0.mnoID == call.caller.oid }))
         }
     }
 }

@@ -153,6 +153,13 @@ struct SMDPCall {
     let functionCallIdentifier: String
     var deadline: Timestamp? = nil
     var acceptableValidityPeriod: Int? = nil
+    /// False for a read-only function: nothing of the call is stored (a repeated call reads again).
+    var recorded = true
+
+    /// The answer of a read-only function (or, when recorded, committed as any other).
+    func answer<Response: SGP02Response>(_ response: Response) throws -> Response {
+        recorded ? try commit { _ in response } : finish(response)
+    }
 
     /// The identifier of the ES3 call relaying this one: the same for a repeated request, unique per
     /// Operator and identifier.
@@ -185,7 +192,7 @@ struct SMDPCall {
 extension SMDP {
     /// Runs one ES2 call through the pipeline; `smsrID` is the SM-SR the request names.
     func serve<Request: SGP02Request>(
-        _ request: Request, context: RequestContext, smsrID: OID?,
+        _ request: Request, context: RequestContext, smsrID: OID?, readOnly: Bool = false,
         failure makeFailure: (FunctionExecutionStatus) -> Request.Response,
         _ body: (SMDPCall) throws -> Request.Response
     ) -> Request.Response {
@@ -213,39 +220,43 @@ extension SMDP {
                                    message: "\(party.role.rawValue) may not call \(Request.descriptor.function)"))
         }
         let function = "\(Request.descriptor.function)"
-        let digest = SHA256.hash(MessageBytes.encode(request))
-        let callID: Int64
-        do {
-            let outcome: Result<Int64, Refusal> = try store.write { tx in
-                if let seen = try tx.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) {
-                    guard seen.function == function, seen.requestDigest == digest else {
-                        return .failure(Refusal(.function, .alreadyInUse, "FunctionCallIdentifier \(request.functionCallIdentifier) was used for another request",
-                                                identifier: request.functionCallIdentifier))
+        var callID: Int64 = 0
+        if !readOnly {
+            do {
+                let digest = SHA256.hash(MessageBytes.encode(request))
+                let outcome: Result<Int64, Refusal> = try store.write { tx in
+                    if let seen = try tx.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) {
+                        guard seen.function == function, seen.requestDigest == digest else {
+                            return .failure(Refusal(.function, .alreadyInUse, "FunctionCallIdentifier \(request.functionCallIdentifier) was used for another request",
+                                                    identifier: request.functionCallIdentifier))
+                        }
+                        return .success(-seen.id)
                     }
-                    return .success(-seen.id)
+                    return .success(try tx.beginFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function,
+                                                             digest: digest, now: now))
                 }
-                return .success(try tx.beginFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function,
-                                                         digest: digest, now: now))
+                switch outcome {
+                case .failure(let refusal): return refused(refusal.status)
+                case .success(let id) where id < 0:
+                    let seen = try store.read { try $0.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) }
+                    if let bytes = seen?.response, let response = try? MessageBytes.decode(Request.Response.self, bytes) { return response }
+                    return refused(.failed(.function, .pendingOperation, identifier: request.functionCallIdentifier,
+                                           message: "this call is still being executed"))
+                case .success(let id): callID = id
+                }
+            } catch {
+                return refused(.failed(.functionProvider, .executionError, message: "the SM-DP store failed"))
             }
-            switch outcome {
-            case .failure(let refusal): return refused(refusal.status)
-            case .success(let id) where id < 0:
-                let seen = try store.read { try $0.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) }
-                if let bytes = seen?.response, let response = try? MessageBytes.decode(Request.Response.self, bytes) { return response }
-                return refused(.failed(.function, .pendingOperation, identifier: request.functionCallIdentifier,
-                                       message: "this call is still being executed"))
-            case .success(let id): callID = id
-            }
-        } catch {
-            return refused(.failed(.functionProvider, .executionError, message: "the SM-DP store failed"))
         }
         var call = SMDPCall(smdp: self, id: callID, caller: party, now: now, functionCallIdentifier: request.functionCallIdentifier)
+        call.recorded = !readOnly
         if let period = request.validityPeriod {
             let honoured = min(period, configuration.maximumValidityPeriod)
             call.deadline = Timestamp(seconds: now.seconds + Int64(honoured), nanoseconds: now.nanoseconds)
             if honoured < period { call.acceptableValidityPeriod = honoured }
         }
         func stored(_ response: Request.Response) -> Request.Response {
+            guard !readOnly else { return response }
             _ = try? self.store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) }
             return response
         }
@@ -257,7 +268,7 @@ extension SMDP {
         } catch let unresolved as Unresolved {
             // Not stored: the same request again continues (relays ask the SM-SR again under the same
             // identifier; a download resumes from its last recorded step).
-            _ = try? self.store.write { try $0.forgetFunctionCall(callID) }
+            if !readOnly { _ = try? self.store.write { try $0.forgetFunctionCall(callID) } }
             return refused(.failed(.functionProvider, .executionError, identifier: request.functionCallIdentifier,
                                    message: "the SM-SR did not answer (\(unresolved.detail)): retry this call"))
         } catch let crash as SMDPSimulatedCrash {

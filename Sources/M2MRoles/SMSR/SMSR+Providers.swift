@@ -63,9 +63,9 @@ extension SMSR: ES4Provider {
     static let es4Callers: Set<Party.Role> = [.mno, .m2mSP]
 
     public func getEIS(_ request: ES4.GetEISRequest, context: RequestContext) -> ES4.GetEISResponse {
-        serve(request, context: context, roles: Self.es4Callers, failure: { ES4.GetEISResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, roles: Self.es4Callers, readOnly: true, failure: { ES4.GetEISResponse(functionExecutionStatus: $0) }) { call in
             let eis = try getEIS(request.eid, call: call)
-            return try call.commit { _ in ES4.GetEISResponse(functionExecutionStatus: .success, eis: eis) }
+            return try call.answer(ES4.GetEISResponse(functionExecutionStatus: .success, eis: eis))
         }
     }
 
@@ -138,7 +138,7 @@ extension SMSR: ES4Provider {
     }
 
     public func getPLMA(_ request: ES4.GetPLMARequest, context: RequestContext) -> ES4.GetPLMAResponse {
-        serve(request, context: context, roles: Self.es4Callers, failure: { ES4.GetPLMAResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, roles: Self.es4Callers, readOnly: true, failure: { ES4.GetPLMAResponse(functionExecutionStatus: $0) }) { call in
             let plmas: [PLMA]
             switch call.caller.role {
             case .m2mSP:
@@ -149,7 +149,7 @@ extension SMSR: ES4Provider {
                 }
                 plmas = try store.read { try $0.plmas(mno: call.caller.oid, m2mSP: nil, profileType: request.profileType?.text) }
             }
-            return try call.commit { _ in ES4.GetPLMAResponse(functionExecutionStatus: .success, plmas: plmas) }
+            return try call.answer(ES4.GetPLMAResponse(functionExecutionStatus: .success, plmas: plmas))
         }
     }
 
@@ -170,9 +170,9 @@ extension SMSR: ES4Provider {
 
 extension SMSR: ES3Provider {
     public func getEIS(_ request: ES3.GetEISRequest, context: RequestContext) -> ES3.GetEISResponse {
-        serve(request, context: context, roles: [.smdp], failure: { ES3.GetEISResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, roles: [.smdp], readOnly: true, failure: { ES3.GetEISResponse(functionExecutionStatus: $0) }) { call in
             let eis = try getEIS(request.eid, call: call)
-            return try call.commit { _ in ES3.GetEISResponse(functionExecutionStatus: .success, eis: eis) }
+            return try call.answer(ES3.GetEISResponse(functionExecutionStatus: .success, eis: eis))
         }
     }
 
@@ -255,10 +255,10 @@ extension SMSR: ES3Provider {
     }
 
     public func getPLMA(_ request: ES3.GetPLMARequest, context: RequestContext) -> ES3.GetPLMAResponse {
-        serve(request, context: context, roles: [.smdp], failure: { ES3.GetPLMAResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, roles: [.smdp], readOnly: true, failure: { ES3.GetPLMAResponse(functionExecutionStatus: $0) }) { call in
             try requireSMDPServes(request.mnoID, call: call)
             let plmas = try store.read { try $0.plmas(mno: request.mnoID, m2mSP: request.m2mSPID, profileType: request.profileType?.text) }
-            return try call.commit { _ in ES3.GetPLMAResponse(functionExecutionStatus: .success, plmas: plmas) }
+            return try call.answer(ES3.GetPLMAResponse(functionExecutionStatus: .success, plmas: plmas))
         }
     }
 
@@ -273,10 +273,10 @@ extension SMSR: ES3Provider {
     }
 
     public func getONC(_ request: ES3.GetONCRequest, context: RequestContext) -> ES3.GetONCResponse {
-        serve(request, context: context, roles: [.smdp], failure: { ES3.GetONCResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, roles: [.smdp], readOnly: true, failure: { ES3.GetONCResponse(functionExecutionStatus: $0) }) { call in
             try requireSMDPServes(request.mnoID, call: call)
             let oncs = try store.read { try $0.oncs(mno: request.mnoID, profileType: request.profileType?.text) }
-            return try call.commit { _ in ES3.GetONCResponse(functionExecutionStatus: .success, oncs: oncs) }
+            return try call.answer(ES3.GetONCResponse(functionExecutionStatus: .success, oncs: oncs))
         }
     }
 }

@@ -164,9 +164,9 @@ extension SMSR: ES4AProvider {
     }
 
     public func getPLMA(_ request: ES4A.GetPLMARequest, context: RequestContext) -> ES4A.GetPLMAResponse {
-        serve(request, context: context, roles: [.mno], failure: { ES4A.GetPLMAResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, roles: [.mno], readOnly: true, failure: { ES4A.GetPLMAResponse(functionExecutionStatus: $0) }) { call in
             let plmas = try store.read { try $0.plmas(mno: call.caller.oid, m2mSP: request.m2mSPID, profileType: request.profileType?.text) }
-            return try call.commit { _ in ES4A.GetPLMAResponse(functionExecutionStatus: .success, plmas: plmas) }
+            return try call.answer(ES4A.GetPLMAResponse(functionExecutionStatus: .success, plmas: plmas))
         }
     }
 
@@ -183,9 +183,9 @@ extension SMSR: ES4AProvider {
     }
 
     public func getONC(_ request: ES4A.GetONCRequest, context: RequestContext) -> ES4A.GetONCResponse {
-        serve(request, context: context, roles: [.mno], failure: { ES4A.GetONCResponse(functionExecutionStatus: $0) }) { call in
+        serve(request, context: context, roles: [.mno], readOnly: true, failure: { ES4A.GetONCResponse(functionExecutionStatus: $0) }) { call in
             let oncs = try store.read { try $0.oncs(mno: call.caller.oid, profileType: request.profileType?.text) }
-            return try call.commit { _ in ES4A.GetONCResponse(functionExecutionStatus: .success, oncs: oncs) }
+            return try call.answer(ES4A.GetONCResponse(functionExecutionStatus: .success, oncs: oncs))
         }
     }
 }

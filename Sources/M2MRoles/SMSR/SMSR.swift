@@ -205,6 +205,20 @@ struct Call {
     var deadline: Timestamp? = nil
     /// Set when the ValidityPeriod asked for was cut: echoed as AcceptableValidityPeriod.
     var acceptableValidityPeriod: Int? = nil
+    /// False for a read-only function: nothing of the call is stored (a repeated call reads again).
+    var recorded = true
+
+    /// The answer of a read-only function: its header fields completed, nothing written.
+    func answer<Response: SGP02Response>(_ response: Response) throws -> Response {
+        guard recorded else {
+            var response = response
+            response.processingStart = response.processingStart ?? now
+            response.acceptableValidityPeriod = response.acceptableValidityPeriod ?? acceptableValidityPeriod
+            response.processingEnd = response.processingEnd ?? smsr.clock.now()
+            return response
+        }
+        return try commit { _ in response }
+    }
 
     /// Commits `body`'s writes and the response in one transaction; the response is returned.
     func commit<Response: SGP02Response>(_ body: (any SMSRWriting) throws -> Response) throws -> Response {
@@ -243,8 +257,11 @@ extension SMSR {
 
     /// Runs one function call through the pipeline. `roles` are the caller roles the interface
     /// serves; `makeFailure` builds the response carrying a refusal; `body` does the work.
+    /// `readOnly`: a function that changes nothing (GetEIS, GetPLMA, GetONC) is not recorded — no
+    /// idempotency row, no stored answer (a repeated call reads again; the database does not grow
+    /// with every read).
     func serve<Request: SGP02Request>(
-        _ request: Request, context: RequestContext, roles: Set<Party.Role>,
+        _ request: Request, context: RequestContext, roles: Set<Party.Role>, readOnly: Bool = false,
         failure makeFailure: (FunctionExecutionStatus) -> Request.Response,
         _ body: (Call) throws -> Request.Response
     ) -> Request.Response {
@@ -274,33 +291,38 @@ extension SMSR {
                                    message: "\(party.role.rawValue) may not call \(function)"))
         }
         // 2. Idempotency.
-        let digest = SHA256.hash(MessageBytes.encode(request))
         let callID: Int64
-        do {
-            let outcome: Result<Int64, Refusal> = try store.write { tx in
-                if let seen = try tx.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) {
-                    guard seen.function == function, seen.requestDigest == digest else {
-                        return .failure(Refusal(.function, .alreadyInUse, "FunctionCallIdentifier \(request.functionCallIdentifier) was used for another request",
-                                                identifier: request.functionCallIdentifier))
+        if readOnly {
+            callID = 0
+        } else {
+            do {
+                let digest = SHA256.hash(MessageBytes.encode(request))
+                let outcome: Result<Int64, Refusal> = try store.write { tx in
+                    if let seen = try tx.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) {
+                        guard seen.function == function, seen.requestDigest == digest else {
+                            return .failure(Refusal(.function, .alreadyInUse, "FunctionCallIdentifier \(request.functionCallIdentifier) was used for another request",
+                                                    identifier: request.functionCallIdentifier))
+                        }
+                        return .success(-seen.id)  // seen: negative marks a replay
                     }
-                    return .success(-seen.id)  // seen: negative marks a replay
+                    return .success(try tx.beginFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function,
+                                                             digest: digest, now: now))
                 }
-                return .success(try tx.beginFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function,
-                                                         digest: digest, now: now))
+                switch outcome {
+                case .failure(let refusal): return refused(refusal.status)
+                case .success(let id) where id < 0:
+                    let seen = try store.read { try $0.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) }
+                    if let bytes = seen?.response, let response = try? MessageBytes.decode(Request.Response.self, bytes) { return response }
+                    return refused(.failed(.function, .pendingOperation, identifier: request.functionCallIdentifier,
+                                           message: "this call is still being executed"))
+                case .success(let id): callID = id
+                }
+            } catch {
+                return refused(Refusal.storage(error).status)
             }
-            switch outcome {
-            case .failure(let refusal): return refused(refusal.status)
-            case .success(let id) where id < 0:
-                let seen = try store.read { try $0.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) }
-                if let bytes = seen?.response, let response = try? MessageBytes.decode(Request.Response.self, bytes) { return response }
-                return refused(.failed(.function, .pendingOperation, identifier: request.functionCallIdentifier,
-                                       message: "this call is still being executed"))
-            case .success(let id): callID = id
-            }
-        } catch {
-            return refused(Refusal.storage(error).status)
         }
         var call = Call(smsr: self, id: callID, caller: party, function: function, now: now, functionCallIdentifier: request.functionCallIdentifier)
+        call.recorded = !readOnly
         if let period = request.validityPeriod {
             let honoured = min(period, configuration.maximumValidityPeriod)
             call.deadline = Timestamp(seconds: now.seconds + Int64(honoured), nanoseconds: now.nanoseconds)
@@ -311,7 +333,7 @@ extension SMSR {
             return try body(call)
         } catch let refusal as Refusal {
             let response = refused(refusal.status)
-            _ = try? store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) }
+            if !readOnly { _ = try? store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) } }
             return response
         } catch let unresolved as Unresolved {
             // Not stored: recovery will store the one true outcome.
@@ -323,7 +345,7 @@ extension SMSR {
         } catch {
             // The detail (SQLite text, paths) stays out of the answer.
             let response = refused(.failed(.functionProvider, .executionError, message: "the SM-SR failed (\(type(of: error)))"))
-            _ = try? store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) }
+            if !readOnly { _ = try? store.write { try $0.completeFunctionCall(callID, response: MessageBytes.encode(response), now: clock.now()) } }
             return response
         }
     }
