@@ -19,7 +19,7 @@ say() { printf '\n== serve-test: %s\n' "$*"; }
 fail() { echo "serve-test: FAILED: $*" >&2; [[ -f "$work/serve.log" ]] && tail -20 "$work/serve.log" >&2; exit 1; }
 
 source scripts/lib/common.sh
-read -r smsr_port smdp_port mno_port < <(free_ports 3)
+read -r smsr_port smdp_port mno_port metrics_port < <(free_ports 4)
 
 say "a test PKI (P-256), an SM-DP inventory of 3 ICCIDs"
 $bin pki init "$work/pki" --curve p256 >/dev/null
@@ -33,7 +33,8 @@ cat > "$work/serve.json" <<EOF
   "policies": "policies",
   "smsr": { "port": $smsr_port, "cards": 3, "fleetSeed": "serve-test" },
   "smdp": { "port": $smdp_port, "smsr": "https://127.0.0.1:$smsr_port" },
-  "endpoints": { "1.3.6.1.4.1.99999.4.1": "https://127.0.0.1:$mno_port/callbacks" }
+  "endpoints": { "1.3.6.1.4.1.99999.4.1": "https://127.0.0.1:$mno_port/callbacks" },
+  "metrics": "127.0.0.1:$metrics_port"
 }
 EOF
 
@@ -69,6 +70,12 @@ say "ES4.GetEIS by an M2M SP without PLMA: refused with its codes (exit 2)"
 if call ES4.GetEIS --to "https://127.0.0.1:$smsr_port/ES4" --as m2msp --param eid="$eid" >"$work/refused.json"; then fail "an M2M SP without PLMA read the EIS"; fi
 grep -q '"subject" : "8.1.1"' "$work/refused.json" && grep -q '"reason" : "1.2"' "$work/refused.json" || fail "no 8.1.1/1.2: $(cat "$work/refused.json")"
 echo "FAILED 8.1.1/1.2, as it should"
+
+say "Prometheus metrics (plain HTTP on loopback)"
+python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+  "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt" || fail "no /metrics"
+grep -E 'm2mrsp_soap_requests_total\{.*function="ES2.DownloadProfile".*\} 1' "$work/metrics.txt" >/dev/null || fail "no DownloadProfile count: $(head -20 "$work/metrics.txt")"
+grep -E '^m2mrsp_soap_requests_total' "$work/metrics.txt" | head -6
 
 say "SIGTERM: answers what it accepted, saves the fleet, stops"
 kill -TERM "$serve_pid"

@@ -41,11 +41,24 @@ public final class SOAPServer: Sendable {
         public var wsdls: [String: String] = [:]
         /// Threads running role code.
         public var workerThreads = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
+        /// Told of every message served (metrics): its function, how it ended, how long it took.
+        public var observe: (@Sendable (Observation) -> Void)? = nil
+        /// Plain GET resources besides `?wsdl` (e.g. `/metrics`): path → (content type, body).
+        public var resources: [String: @Sendable () -> (contentType: String, body: [UInt8])] = [:]
 
         public init(address: EndpointAddress, tls: TLSCredentials?) {
             self.address = address
             self.tls = tls
         }
+    }
+
+    /// One message served, for metrics.
+    public struct Observation: Sendable {
+        /// e.g. `ES4.GetEIS`; `unknown` when the envelope could not be read.
+        public let function: String
+        /// The function's status (EXECUTED_SUCCESS, FAILED, …), `accepted` (202), or `fault`.
+        public let outcome: String
+        public let seconds: Double
     }
 
     public let configuration: Configuration
@@ -124,40 +137,63 @@ public final class SOAPServer: Sendable {
         return Reply(status: status, body: SOAPCodec.encode(envelope, indent: 0))
     }
 
-    /// Serves one POSTed envelope (off the event loop).
+    /// Serves one POSTed envelope (off the event loop), told to `observe`.
     func process(_ bytes: [UInt8], path: String, tlsCaller: OID?, tls: Bool) -> Reply {
+        guard let observe = configuration.observe else { return serveEnvelope(bytes, path: path, tlsCaller: tlsCaller, tls: tls).reply }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let (reply, function, outcome) = serveEnvelope(bytes, path: path, tlsCaller: tlsCaller, tls: tls)
+        observe(Observation(function: function, outcome: outcome, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+        return reply
+    }
+
+    /// The reply, the function and how it ended.
+    func serveEnvelope(_ bytes: [UInt8], path: String, tlsCaller: OID?, tls: Bool) -> (reply: Reply, function: String, outcome: String) {
+        let reply = route(bytes, path: path, tlsCaller: tlsCaller, tls: tls)
+        return (reply.reply, reply.function ?? "unknown", reply.outcome)
+    }
+
+    struct Routed {
+        var reply: Reply
+        var function: String?
+        var outcome: String
+    }
+
+    func route(_ bytes: [UInt8], path: String, tlsCaller: OID?, tls: Bool) -> Routed {
+        var function: String?
+        func done(_ reply: Reply, _ outcome: String) -> Routed { Routed(reply: reply, function: function, outcome: outcome) }
         guard let service = endpoints[path] else {
-            return Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "wsa:To", detail: "no endpoint at \(path)"), relatesTo: nil,
-                                   status: .notFound)
+            return done(Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "wsa:To", detail: "no endpoint at \(path)"), relatesTo: nil,
+                                   status: .notFound), "fault")
         }
         let envelope: SGP02Envelope
         do {
             envelope = try SOAPCodec.decode(bytes)
         } catch {
-            return Self.faultReply(error, relatesTo: nil)
+            return done(Self.faultReply(error, relatesTo: nil), "fault")
         }
         let requestID = envelope.header.messageID?.uri
+        function = envelope.message.map { "\($0.descriptor.function)" }
         guard let message = envelope.message else {
-            return Self.faultReply(SOAPError(code: .unknownMessage, path: "Body", detail: "a Fault is not a request"), relatesTo: requestID)
+            return done(Self.faultReply(SOAPError(code: .unknownMessage, path: "Body", detail: "a Fault is not a request"), relatesTo: requestID), "fault")
         }
         // Who calls: the TLS certificate's entity; wsa:From may not claim another.
         let claimed = envelope.header.from?.entityID
         let caller: OID
         if tls {
             guard let tlsCaller else {
-                return Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "TLS", detail: "the client certificate names no entity",
-                                                 status: .failed(.functionRequester, .unknownIdentity)), relatesTo: requestID, status: .forbidden)
+                return done(Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "TLS", detail: "the client certificate names no entity",
+                                                 status: .failed(.functionRequester, .unknownIdentity)), relatesTo: requestID, status: .forbidden), "fault")
             }
             if let claimed, claimed != tlsCaller {
-                return Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "wsa:From",
+                return done(Self.faultReply(SOAPError(code: .invalidAddressingHeader, path: "wsa:From",
                                                  detail: "wsa:From names \(claimed.text), the TLS certificate \(tlsCaller.text)",
-                                                 status: .failed(.functionRequester, .notAllowed)), relatesTo: requestID, status: .forbidden)
+                                                 status: .failed(.functionRequester, .notAllowed)), relatesTo: requestID, status: .forbidden), "fault")
             }
             caller = tlsCaller
         } else {
             guard let claimed else {
-                return Self.faultReply(SOAPError(code: .missingAddressingHeader, path: "wsa:From", detail: "plain HTTP: wsa:From must carry EntityId"),
-                                       relatesTo: requestID)
+                return done(Self.faultReply(SOAPError(code: .missingAddressingHeader, path: "wsa:From", detail: "plain HTTP: wsa:From must carry EntityId"),
+                                       relatesTo: requestID), "fault")
             }
             caller = claimed
         }
@@ -165,7 +201,7 @@ public final class SOAPServer: Sendable {
         if message.descriptor.kind == .request, let replyTo {
             // Asynchronous: accepted now, answered by a callback.
             pendingCallbacks.add(1, ordering: .relaxed)
-            return Reply(status: .accepted, body: nil, then: { [self] in
+            return done(Reply(status: .accepted, body: nil, then: { [self] in
                 defer { pendingCallbacks.subtract(1, ordering: .relaxed) }
                 let outcome = service.handle(message, caller: caller, header: envelope.header)
                 guard case .response(let response) = outcome else { return }
@@ -174,19 +210,19 @@ public final class SOAPServer: Sendable {
                                              action: ActionTable.action(for: response.descriptor, asynchronous: true)),
                     message: response)
                 client?.deliverCallback(callback, to: replyTo)
-            })
+            }), "accepted")
         }
         switch service.handle(message, caller: caller, header: envelope.header) {
         case .accepted:
-            return Reply(status: .accepted, body: nil)
+            return done(Reply(status: .accepted, body: nil), "accepted")
         case .refused(let error):
-            return Self.faultReply(error, relatesTo: requestID)
+            return done(Self.faultReply(error, relatesTo: requestID), "fault")
         case .response(let response):
             let reply = SGP02Envelope(
                 header: AddressingHeader(to: envelope.header.from, from: configuration.address, relatesTo: requestID, messageID: Self.newMessageID(),
                                          action: ActionTable.action(for: response.descriptor, asynchronous: false)),
                 message: response)
-            return Reply(status: .ok, body: SOAPCodec.encode(reply, indent: 0))
+            return done(Reply(status: .ok, body: SOAPCodec.encode(reply, indent: 0)), response.functionExecutionStatus.status.rawValue)
         }
     }
 
@@ -258,6 +294,11 @@ final class SOAPHTTPHandler: ChannelInboundHandler {
         let parameters = query.lowercased().split(whereSeparator: { $0 == "&" || $0 == "?" })
         if head.method == .GET, parameters.contains(where: { $0 == "wsdl" || $0.hasPrefix("wsdl=") }) {
             write(context: context, server.wsdl(for: path), keepAlive: keepAlive)
+            return
+        }
+        if head.method == .GET, let resource = server.configuration.resources[path] {
+            let (type, body) = resource()
+            write(context: context, SOAPServer.Reply(status: .ok, body: body, contentType: type), keepAlive: keepAlive)
             return
         }
         guard head.method == .POST else {

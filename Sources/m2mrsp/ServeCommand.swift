@@ -19,6 +19,7 @@ import M2MTransport
 import M2MWire
 import NIOCore
 import NIOPosix
+import Prometheus
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -60,6 +61,8 @@ struct ServeConfiguration: Codable {
     var log: String?
     /// The WSDL directory (default: the source tree's xsd/gsma).
     var wsdl: String?
+    /// HOST:PORT of a plain-HTTP Prometheus endpoint (`/metrics`); none: no metrics endpoint.
+    var metrics: String?
 }
 
 struct ServeCommand: ParsableCommand {
@@ -194,6 +197,8 @@ final class ServeNode: @unchecked Sendable {
     var smdp: SMDP?
     let running = Atomic<Bool>(true)
     let worker = DispatchGroup()
+    /// Prometheus metrics (`metrics` in the configuration).
+    let registry = PrometheusCollectorRegistry()
 
     init(settings: ServeConfiguration, log: ServeLog) throws {
         self.settings = settings
@@ -235,6 +240,18 @@ final class ServeNode: @unchecked Sendable {
         configuration.host = host
         configuration.port = port
         configuration.wsdls = wsdls.mapValues { "\(wsdlDirectory)/\($0)" }
+        let registry = self.registry
+        let role = folder == "smsr" ? "SM-SR" : "SM-DP"
+        let durations = registry.makeDurationHistogram(
+            name: "m2mrsp_soap_request_duration_seconds", labels: [("role", role)],
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)],
+            help: "Time to serve one SOAP message")
+        configuration.observe = { observation in
+            registry.makeCounter(name: "m2mrsp_soap_requests_total",
+                                 labels: [("role", role), ("function", observation.function), ("outcome", observation.outcome)],
+                                 help: "SOAP messages served, by function and outcome").increment()
+            durations.recordNanoseconds(Int64(observation.seconds * 1e9))
+        }
         let server = SOAPServer(configuration: configuration, endpoints: endpoints, client: client, group: group)
         let bound = try server.start()
         servers.append(server)
@@ -255,6 +272,7 @@ final class ServeNode: @unchecked Sendable {
                                 Party(oid: try pki.id("m2msp"), role: .m2mSP), Party(oid: try pki.id("smdp"), role: .smdp)]
         if let part = settings.smsr { try startSMSR(part, parties: parties) }
         if let part = settings.smdp { try startSMDP(part, parties: parties) }
+        if let metrics = settings.metrics { try startMetrics(metrics) }
         // Outboxes every second; policy bundles checked for changes every 2 seconds.
         let interval = settings.outboxInterval ?? 1
         worker.enter()
@@ -358,10 +376,28 @@ final class ServeNode: @unchecked Sendable {
         }
     }
 
+    /// `/metrics` in the Prometheus text format, plain HTTP (bind it to loopback or a private network).
+    func startMetrics(_ address: String) throws {
+        let parts = address.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else { throw ServeFailure("metrics '\(address)' is not HOST:PORT") }
+        var configuration = SOAPServer.Configuration(address: EndpointAddress(address: "http://\(address)"), tls: nil)
+        configuration.allowPlainHTTP = true
+        configuration.host = String(parts[0])
+        configuration.port = port
+        let registry = self.registry
+        configuration.resources = ["/metrics": { ("text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer()) }]
+        let server = SOAPServer(configuration: configuration, endpoints: [:], client: nil, group: group)
+        try server.start()
+        servers.append(server)
+        log.info("metrics serving", ["url": "http://\(address)/metrics"])
+    }
+
     func deliverOutboxes() {
         for (name, dispatcher) in dispatchers {
             do {
                 let delivered = try dispatcher.runOnce()
+                registry.makeCounter(name: "m2mrsp_outbox_delivered_total", labels: [("role", name)], help: "Notifications and callbacks delivered")
+                    .increment(by: Int64(delivered))
                 if delivered > 0 { log.info("outbox delivered", ["role": name, "messages": "\(delivered)"]) }
             } catch {
                 log.error("outbox", ["role": name, "error": "\(error)"])
