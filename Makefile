@@ -37,9 +37,9 @@ generate:
 # Fails when the committed generated files differ from what the generator writes.
 check-generated:
 	@python3 scripts/gen_messages.py >/dev/null
-	@if [ -n "$$(git status --porcelain -- Sources/M2MSOAP/Messages Sources/M2MSOAP/Actions xsd/m2mrsp-v4.xsd Tests/M2MSOAPTests/Golden 2>/dev/null)" ]; then \
+	@if [ -n "$$(git status --porcelain -- Sources/M2MSOAP/Messages Sources/M2MSOAP/Actions xsd/m2mrsp-v4.xsd xsd/m2mrsp Tests/M2MSOAPTests/Golden 2>/dev/null)" ]; then \
 		echo "check-generated: generated files differ from scripts/gen_messages.py output:"; \
-		git status --porcelain -- Sources/M2MSOAP/Messages Sources/M2MSOAP/Actions xsd/m2mrsp-v4.xsd Tests/M2MSOAPTests/Golden | head -20; \
+		git status --porcelain -- Sources/M2MSOAP/Messages Sources/M2MSOAP/Actions xsd/m2mrsp-v4.xsd xsd/m2mrsp Tests/M2MSOAPTests/Golden | head -20; \
 		exit 1; \
 	fi
 	@echo "check-generated: generated files are up to date"

@@ -37,7 +37,7 @@ public final class SOAPServer: Sendable {
         public var maxConnections = 512
         /// How this server names itself in wsa:From (its URL and entity).
         public var address: EndpointAddress
-        /// WSDL files by endpoint path (`?wsdl`).
+        /// WSDL files by endpoint path (`?wsdl`); `<path>?v4` for the v4 additions (`?wsdl=v4`).
         public var wsdls: [String: String] = [:]
         /// Threads running role code.
         public var workerThreads = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
@@ -293,7 +293,7 @@ final class SOAPHTTPHandler: ChannelInboundHandler {
         }
         let parameters = query.lowercased().split(whereSeparator: { $0 == "&" || $0 == "?" })
         if head.method == .GET, parameters.contains(where: { $0 == "wsdl" || $0.hasPrefix("wsdl=") }) {
-            write(context: context, server.wsdl(for: path), keepAlive: keepAlive)
+            write(context: context, server.wsdl(for: parameters.contains("wsdl=v4") ? path + "?v4" : path), keepAlive: keepAlive)
             return
         }
         if head.method == .GET, let resource = server.configuration.resources[path] {

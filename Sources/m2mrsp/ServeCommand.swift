@@ -59,7 +59,7 @@ struct ServeConfiguration: Codable {
     var outboxInterval: Double?
     /// "text" (default) or "json" log lines on standard error.
     var log: String?
-    /// The WSDL directory (default: the source tree's xsd/gsma).
+    /// The WSDL directory (default: the source tree's xsd, with gsma/ and m2mrsp/).
     var wsdl: String?
     /// HOST:PORT of a plain-HTTP Prometheus endpoint (`/metrics`); none: no metrics endpoint.
     var metrics: String?
@@ -209,7 +209,7 @@ final class ServeNode: @unchecked Sendable {
     var host: String { settings.host ?? "127.0.0.1" }
     var scheme: String { settings.plainHTTP == true ? "http" : "https" }
     var dataURL: URL { URL(fileURLWithPath: settings.data) }
-    var wsdlDirectory: String { settings.wsdl ?? ServeCommand.root.appendingPathComponent("xsd/gsma").path }
+    var wsdlDirectory: String { settings.wsdl ?? ServeCommand.root.appendingPathComponent("xsd").path }
 
     func engine() throws -> PolicyEngine {
         let plugins = settings.plugins ?? "plugins", policies = settings.policies ?? "policies"
@@ -337,7 +337,9 @@ final class ServeNode: @unchecked Sendable {
         let port = try server("smsr", id: smsrID, port: part.port,
                               endpoints: ["/ES1": SMSRService(smsr: smsr, interfaces: [.es1]), "/ES3": SMSRService(smsr: smsr, interfaces: [.es3]),
                                           "/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES4A": SMSRService(smsr: smsr, interfaces: [.es4a])],
-                              wsdls: ["/ES1": "ES1_SMSR.wsdl", "/ES3": "ES3_SMSR.wsdl", "/ES4": "ES4_SMSR.wsdl"], client: client)
+                              wsdls: ["/ES1": "gsma/ES1_SMSR.wsdl", "/ES3": "gsma/ES3_SMSR.wsdl", "/ES4": "gsma/ES4_SMSR.wsdl", "/ES4A": "m2mrsp/ES4A_SMSR.wsdl",
+                                      "/ES1?v4": "m2mrsp/ES1_SMSR-v4.wsdl", "/ES3?v4": "m2mrsp/ES3_SMSR-v4.wsdl", "/ES4?v4": "m2mrsp/ES4_SMSR-v4.wsdl"],
+                              client: client)
         dispatchers.append(("SM-SR", OutboxDispatcher(store: store, delivery: SOAPNotificationDelivery(client: client, directory: try directory()),
                                                       clock: SystemClock())))
         log.info("SM-SR serving", ["id": smsrID.text, "url": "\(scheme)://\(host):\(port)", "endpoints": "/ES1 /ES3 /ES4 /ES4A"])
@@ -359,7 +361,7 @@ final class ServeNode: @unchecked Sendable {
         self.smdp = smdp
         let port = try server("smdp", id: smdpID, port: part.port,
                               endpoints: ["/ES2": SMDPService(smdp: smdp, interfaces: [.es2]), "/ES3": SMDPService(smdp: smdp, interfaces: [.es3])],
-                              wsdls: ["/ES2": "ES2_SMDP.wsdl", "/ES3": "ES3_SMDP.wsdl"], client: client)
+                              wsdls: ["/ES2": "gsma/ES2_SMDP.wsdl", "/ES3": "gsma/ES3_SMDP.wsdl", "/ES2?v4": "m2mrsp/ES2_SMDP-v4.wsdl"], client: client)
         dispatchers.append(("SM-DP", OutboxDispatcher(store: store, delivery: SOAPNotificationDelivery(client: client, directory: try directory()),
                                                       clock: SystemClock())))
         log.info("SM-DP serving", ["id": smdpID.text, "url": "\(scheme)://\(host):\(port)", "endpoints": "/ES2 /ES3"])

@@ -55,12 +55,12 @@ class CapturingTransport(Transport):
         return response
 
 
-def client(wsdl, role, url):
+def client(wsdl, role, url, folder="xsd/gsma"):
     session = requests.Session()
     session.trust_env = False  # the CA bundle variables of the environment would replace ours
     session.cert = (os.path.join(pki, role, "tls-client.crt.pem"), os.path.join(pki, role, "tls-client.key.pem"))
     session.verify = os.path.join(pki, "tls", "tls-ca.crt.pem")
-    c = zeep.Client(os.path.join("xsd/gsma", wsdl), transport=CapturingTransport(session=session), plugins=[Capture()])
+    c = zeep.Client(os.path.join(folder, wsdl), transport=CapturingTransport(session=session), plugins=[Capture()])
     return c, c.create_service(list(c.wsdl.bindings.keys())[0], url)
 
 
@@ -208,6 +208,38 @@ call(es4_service, "ES4", "ES4-SMSRChange", FunctionCallIdentifier="z4-9", Eid=ei
 es3n, es3n_service = client("ES3_SMDP.wsdl", "smsr", "https://127.0.0.1:%s/ES3" % smdp_port)
 for name in ["ES3-HandleProfileEnabledNotification", "ES3-HandleProfileDisabledNotification", "ES3-HandleProfileDeletedNotification"]:
     call(es3n_service, "ES3", name, Eid=eid, Iccid=iccid2, CompletionTimestamp="2026-01-01T00:00:00Z", **{"Mno-id": MNO_ID})
+
+# --- The v4 additions, through our WSDLs (xsd/m2mrsp) on our schema: ES4A, and the v4 functions of
+# ES2 (at the SM-DP), ES3 (at the SM-SR, as the SM-DP) and ES4
+SP_ID = "1.3.6.1.4.1.99999.5.1"
+plma = {"Mno-id": MNO_ID, "M2MSP-id": SP_ID, "ProfileType": "INTEROP", "AuthorisedFunction": ["EnableProfile"],
+        "AuthorisedNotification": ["ProfileEnabled"]}
+onc = {"Mno-id": MNO_ID, "ProfileType": "INTEROP", "DiscardedNotification": ["ProfileDownloaded"]}
+v4 = "xsd/m2mrsp"
+es4a, es4a_service = client("ES4A_SMSR.wsdl", "mno", "https://127.0.0.1:%s/ES4A" % smsr_port, folder=v4)
+call(es4a_service, "ES4A", "ES4A-SetPLMA", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z4a-1", Plma=plma)
+call(es4a_service, "ES4A", "ES4A-GetPLMA", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z4a-2", ProfileType="INTEROP")
+call(es4a_service, "ES4A", "ES4A-SetONC", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z4a-3", Onc=onc)
+call(es4a_service, "ES4A", "ES4A-GetONC", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z4a-4")
+es2v4, es2v4_service = client("ES2_SMDP-v4.wsdl", "mno", "https://127.0.0.1:%s/ES2" % smdp_port, folder=v4)
+call(es2v4_service, "ES2", "ES2-SetPLMA", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z2v-1", Plma=plma, **{"Smsr-id": SMSR_ID})
+call(es2v4_service, "ES2", "ES2-GetPLMA", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z2v-2", **{"Smsr-id": SMSR_ID})
+call(es2v4_service, "ES2", "ES2-SetONC", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z2v-3", Onc=onc, **{"Smsr-id": SMSR_ID})
+call(es2v4_service, "ES2", "ES2-GetONC", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z2v-4", **{"Smsr-id": SMSR_ID})
+call(es2v4_service, "ES2", "ES2-AuditEIS", FunctionCallIdentifier="z2v-5", Eid=eid, **{"Smsr-id": SMSR_ID})
+call(es2v4_service, "ES2", "ES2-SetFallBackAttribute", FunctionCallIdentifier="z2v-6", Eid=eid, Iccid=iccid, **{"Smsr-id": SMSR_ID})
+call(es2v4_service, "ES2", "ES2-SetEmergencyProfileAttribute", FunctionCallIdentifier="z2v-7", Eid=eid, Iccid=iccid, **{"Smsr-id": SMSR_ID})
+es3v4, es3v4_service = client("ES3_SMSR-v4.wsdl", "smdp", "https://127.0.0.1:%s/ES3" % smsr_port, folder=v4)
+call(es3v4_service, "ES3", "ES3-GetPLMA", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z3v-1", **{"Mno-id": MNO_ID})
+call(es3v4_service, "ES3", "ES3-GetONC", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z3v-2", **{"Mno-id": MNO_ID})
+call(es3v4_service, "ES3", "ES3-SetPLMA", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z3v-3", Plma=plma)
+call(es3v4_service, "ES3", "ES3-SetONC", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z3v-4", Onc=onc)
+call(es3v4_service, "ES3", "ES3-SetFallBackAttribute", FunctionCallIdentifier="z3v-5", Eid=eid, Iccid=iccid2)
+call(es3v4_service, "ES3", "ES3-SetEmergencyProfileAttribute", FunctionCallIdentifier="z3v-6", Eid=eid, Iccid=iccid2)
+es4v4, es4v4_service = client("ES4_SMSR-v4.wsdl", "mno", "https://127.0.0.1:%s/ES4" % smsr_port, folder=v4)
+call(es4v4_service, "ES4", "ES4-GetPLMA", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z4v-1")
+call(es4v4_service, "ES4", "ES4-SetFallBackAttribute", FunctionCallIdentifier="z4v-2", Eid=eid, Iccid=iccid2)
+call(es4v4_service, "ES4", "ES4-SetEmergencyProfileAttribute", FunctionCallIdentifier="z4v-3", Eid=eid, Iccid=iccid2)
 
 errors = [r for r in results if r[2].startswith("ERROR") or "expected" in r[2]]
 for interface, operation, status in results:
