@@ -2,8 +2,9 @@
 // servers over HTTPS with mutual TLS, on embedded defaults — SQLite files and storage keys in the data
 // directory, TLS identities and trust from a `m2mrsp pki init` directory, the Lua plugins and policy
 // bundles (reloaded when their files change), an optional built-in emulated fleet (saved in the data
-// directory on shutdown), outboxes delivered over SOAP, recovery at start, graceful shutdown on
-// SIGINT/SIGTERM that answers what it accepted.
+// directory on shutdown), outboxes delivered over SOAP, recovery at start, a Prometheus endpoint, logs
+// through swift-log (text or JSON lines), and graceful shutdown on SIGINT/SIGTERM through
+// swift-service-lifecycle that answers what it accepted.
 
 import ArgumentParser
 import Foundation
@@ -18,8 +19,11 @@ import M2MStorage
 import M2MTransport
 import M2MWire
 import NIOCore
+import Logging
 import NIOPosix
 import Prometheus
+import ServiceLifecycle
+import UnixSignals
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -91,14 +95,42 @@ struct ServeCommand: ParsableCommand {
         let log = ServeLog(json: settings.log == "json")
         let node = try ServeNode(settings: settings, log: log)
         try node.start()
-        StopSignal.wait(seconds: seconds)
-        log.info("stopping: no new connections; answering what was accepted")
-        node.stop()
+        // swift-service-lifecycle: SIGINT/SIGTERM (or --seconds) start a graceful shutdown; the node
+        // then stops accepting, lets what it accepted finish, and saves its state.
+        let group = ServiceGroup(services: [ServeService(node: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: log.logger)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await group.run() } catch { log.error("service group", ["error": "\(error)"]) }
+            done.signal()
+        }
+        if let seconds {
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                await group.triggerGracefulShutdown()
+            }
+        }
+        done.wait()
         log.info("stopped")
     }
 }
 
-/// Blocks until SIGINT or SIGTERM, or until `seconds` passed (serve, listen).
+/// The node as a swift-service-lifecycle service: it runs until a graceful shutdown is asked for.
+struct ServeService: Service {
+    let node: ServeNode
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        node.log.info("stopping: no new connections; answering what was accepted")
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                node.stop()
+                continuation.resume()
+            }
+        }
+    }
+}
+
+/// Blocks until SIGINT or SIGTERM, or until `seconds` passed (listen).
 enum StopSignal {
     static func wait(seconds: Double?) {
         let stop = DispatchSemaphore(value: 0)
@@ -121,22 +153,43 @@ struct ServeFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Log lines on standard error: text or JSON (keys never appear: nothing here formats them).
+/// The node's log: swift-log's `Logger` with a handler writing one line per event on standard error,
+/// as text or as JSON (keys never appear: nothing logs them).
 struct ServeLog: Sendable {
+    let logger: Logger
+
+    init(json: Bool) {
+        logger = Logger(label: "m2mrsp.serve") { _ in LineLogHandler(json: json) }
+    }
+
+    func info(_ message: String, _ fields: [String: String] = [:]) { logger.info("\(message)", metadata: fields.mapValues { .string($0) }) }
+    func error(_ message: String, _ fields: [String: String] = [:]) { logger.error("\(message)", metadata: fields.mapValues { .string($0) }) }
+}
+
+/// One line per log event on standard error: `time level message key=value…`, or a JSON object.
+struct LineLogHandler: LogHandler {
     let json: Bool
-    func info(_ message: String, _ fields: [String: String] = [:]) { write("info", message, fields) }
-    func error(_ message: String, _ fields: [String: String] = [:]) { write("error", message, fields) }
-    func write(_ level: String, _ message: String, _ fields: [String: String]) {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let level = event.level, message = event.message
+        let fields = metadata.merging(event.metadata ?? [:]) { $1 }.mapValues { "\($0)" }
         let time = SystemClock().now().text
-        let line: String
+        let text: String
         if json {
-            var members = [("time", JSONText.quoted(time)), ("level", JSONText.quoted(level)), ("message", JSONText.quoted(message))]
+            var members = [("time", JSONText.quoted(time)), ("level", JSONText.quoted(level.rawValue)), ("message", JSONText.quoted("\(message)"))]
             for (key, value) in fields { members.append((key, JSONText.quoted(value))) }
-            line = String(decoding: JSONText.object(members), as: UTF8.self)
+            text = String(decoding: JSONText.object(members), as: UTF8.self)
         } else {
-            line = "\(time) \(level) \(message)" + fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
+            text = "\(time) \(level.rawValue) \(message)" + fields.sorted { $0.key < $1.key }.map { " \($0.key)=\($0.value)" }.joined()
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 }
 
