@@ -93,22 +93,42 @@ public final class SOAPClient: Sendable {
                       message: message)
     }
 
-    /// Sends an asynchronous response until its receiver acknowledges it (in the background).
-    func deliverCallback(_ callback: SGP02Envelope, to replyTo: EndpointAddress) {
+    /// Sends an asynchronous response until its receiver acknowledges it (in the background). With a
+    /// store, the callback is written there first and removed once acknowledged (or refused for
+    /// good): it survives a crash (`resendCallbacks`).
+    func deliverCallback(_ callback: SGP02Envelope, to replyTo: EndpointAddress, store: SQLiteCallbackStore?) {
+        let bytes = SOAPCodec.encode(callback, indent: 0)
+        let id = try? store?.add(url: replyTo.uri, envelope: bytes, now: SystemClock().now())
+        deliver(bytes, action: callback.header.action ?? "", to: replyTo.uri, id: id, store: store)
+    }
+
+    /// Sends every callback a stopped process left in `store` (in the background).
+    public func resendCallbacks(from store: SQLiteCallbackStore) throws -> Int {
+        let pending = try store.pending()
+        for callback in pending {
+            let action = (try? SOAPCodec.decode(callback.envelope))?.header.action ?? ""
+            deliver(callback.envelope, action: action, to: callback.url, id: callback.id, store: store)
+        }
+        return pending.count
+    }
+
+    func deliver(_ bytes: [UInt8], action: String, to url: String, id: Int64?, store: SQLiteCallbackStore?) {
         let attempts = callbackAttempts
         Thread.detachNewThread { [self] in
             var delay = 1.0
             for _ in 0..<attempts {
-                if case .some(let outcome) = try? post(callback, to: replyTo.uri) {
-                    switch outcome {
-                    case .accepted, .envelope: return
-                    case .status(let code, _) where (400..<500).contains(code): return  // refused for good
-                    case .status: break
+                if let id { try? store?.attempted(id) }
+                if let (code, _) = try? raw(bytes, to: url, contentType: "application/soap+xml; charset=utf-8; action=\"\(action)\"") {
+                    // 2xx acknowledged; 4xx refused for good: either way it is done.
+                    if (200..<300).contains(code) || (400..<500).contains(code) {
+                        if let id { try? store?.remove(id) }
+                        return
                     }
                 }
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 60)
             }
+            // Still owed: it stays in the store for the next start.
         }
     }
 }

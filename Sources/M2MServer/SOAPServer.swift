@@ -16,6 +16,7 @@
 // Role code blocks (cards, databases): it runs on a thread pool, never on an event loop.
 
 public import M2MCore
+public import M2MStorage
 public import M2MSOAP
 import Foundation
 public import NIOCore
@@ -43,6 +44,8 @@ public final class SOAPServer: Sendable {
         public var workerThreads = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
         /// Told of every message served (metrics): its function, how it ended, how long it took.
         public var observe: (@Sendable (Observation) -> Void)? = nil
+        /// Where callbacks are kept until acknowledged (nil: in memory only).
+        public var callbacks: SQLiteCallbackStore? = nil
         /// Plain GET resources besides `?wsdl` (e.g. `/metrics`): path → (content type, body).
         public var resources: [String: @Sendable () -> (contentType: String, body: [UInt8])] = [:]
 
@@ -209,7 +212,7 @@ public final class SOAPServer: Sendable {
                     header: AddressingHeader(to: replyTo, from: configuration.address, relatesTo: requestID, messageID: Self.newMessageID(),
                                              action: ActionTable.action(for: response.descriptor, asynchronous: true)),
                     message: response)
-                client?.deliverCallback(callback, to: replyTo)
+                client?.deliverCallback(callback, to: replyTo, store: configuration.callbacks)
             }), "accepted")
         }
         switch service.handle(message, caller: caller, header: envelope.header) {

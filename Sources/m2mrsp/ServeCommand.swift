@@ -252,6 +252,8 @@ final class ServeNode: @unchecked Sendable {
     let worker = DispatchGroup()
     /// Prometheus metrics (`metrics` in the configuration).
     let registry = PrometheusCollectorRegistry()
+    /// Callbacks owed, kept until acknowledged (`<data>/callbacks.sqlite`).
+    var callbacks: SQLiteCallbackStore?
 
     init(settings: ServeConfiguration, log: ServeLog) throws {
         self.settings = settings
@@ -293,6 +295,7 @@ final class ServeNode: @unchecked Sendable {
         configuration.host = host
         configuration.port = port
         configuration.wsdls = wsdls.mapValues { "\(wsdlDirectory)/\($0)" }
+        configuration.callbacks = callbacks
         let registry = self.registry
         let role = folder == "smsr" ? "SM-SR" : "SM-DP"
         let durations = registry.makeDurationHistogram(
@@ -321,11 +324,17 @@ final class ServeNode: @unchecked Sendable {
     func start() throws {
         try FileManager.default.createDirectory(at: dataURL, withIntermediateDirectories: true)
         if settings.plainHTTP == true { log.info("PLAIN HTTP (development only): callers are whoever wsa:From says") }
+        callbacks = try SQLiteCallbackStore(path: dataURL.appendingPathComponent("callbacks.sqlite").path)
         let parties: [Party] = [Party(oid: try pki.id("eum"), role: .eum), Party(oid: try pki.id("mno"), role: .mno),
                                 Party(oid: try pki.id("m2msp"), role: .m2mSP), Party(oid: try pki.id("smdp"), role: .smdp)]
         if let part = settings.smsr { try startSMSR(part, parties: parties) }
         if let part = settings.smdp { try startSMDP(part, parties: parties) }
         if let metrics = settings.metrics { try startMetrics(metrics) }
+        // Callbacks a stopped process still owed go out again.
+        if let callbacks, let client = clients.first {
+            let owed = try client.resendCallbacks(from: callbacks)
+            if owed > 0 { log.info("callbacks owed from before, sent again", ["callbacks": "\(owed)"]) }
+        }
         // Outboxes every second; policy bundles checked for changes every 2 seconds.
         let interval = settings.outboxInterval ?? 1
         worker.enter()

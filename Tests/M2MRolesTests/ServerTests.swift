@@ -159,6 +159,40 @@ struct ServerTests {
         #expect((again.message as? ES2.DownloadProfileResponse)?.iccid == iccid)
     }
 
+    @Test("A callback its receiver did not take stays in the callback store and goes out again (a restarted server sends what it owed)")
+    func durableCallbacks() throws {
+        let n = try Network()
+        defer { n.close() }
+        try n.d.sr.register(card: 0)
+        let store = try SQLiteCallbackStore(path: n.d.sr.directory.appendingPathComponent("callbacks.sqlite").path)
+        var configuration = n.smsrServer.configuration
+        configuration.callbacks = store
+        configuration.port = 0
+        let server = SOAPServer(configuration: configuration, endpoints: ["/ES4": SMSRService(smsr: n.d.sr.smsr, interfaces: [.es4])], client: n.smsrClient,
+                                group: n.group)
+        let port = try server.start()
+        defer { server.shutdown(grace: 1) }
+        // The Operator's callback endpoint is down: the callback is owed.
+        let nowhere = EndpointAddress(address: "https://127.0.0.1:1/callbacks", entityID: H.mno)
+        let es4 = EndpointAddress(address: "https://127.0.0.1:\(port)/ES4", entityID: H.smsrID)
+        let request = n.mnoClient.envelope(ES4.AuditEISRequest(functionCallIdentifier: "a1", eid: n.d.sr.eid(0)), to: es4, replyTo: nowhere)
+        guard case .accepted = try n.mnoClient.post(request, to: es4.uri) else { Issue.record("not accepted"); return }
+        var owed: [PendingCallback] = []
+        for _ in 0..<200 where owed.isEmpty {
+            owed = try store.pending()
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        try #require(owed.count == 1)
+        #expect(try SOAPCodec.decode(owed[0].envelope).header.relatesTo == request.header.messageID?.uri)
+        // Sent again to where it is now taken (as a restart would): delivered, no longer owed.
+        try store.database.write { try $0.run("UPDATE callback SET url = ?1", [.text(n.callbacks.uri)]) }
+        #expect(try n.smsrClient.resendCallbacks(from: store) == 1)
+        let received = n.receiver.wait(for: 1)
+        #expect(received.contains { ($0.message as? ES4.AuditEISResponse)?.functionExecutionStatus == .success && $0.header.relatesTo == request.header.messageID?.uri })
+        for _ in 0..<200 where try !store.pending().isEmpty { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try store.pending().isEmpty)
+    }
+
     @Test("Notifications over HTTPS: the SM-SR's ES3 notification to the SM-DP, forwarded over ES2 to the Operator's endpoint")
     func notifications() throws {
         let n = try Network()
