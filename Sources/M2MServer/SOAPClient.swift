@@ -8,6 +8,7 @@ public import M2MCore
 public import M2MRoles
 public import M2MSOAP
 public import M2MStorage
+import M2MPolicy
 import M2MXML
 import Foundation
 import NIOCore
@@ -181,7 +182,7 @@ public struct SOAPNotificationDelivery: NotificationDelivery {
     }
 
     public func deliver(_ item: OutboxItem) -> DeliveryResult {
-        let target = (item.via == "ES2" ? item.smdp : nil) ?? item.recipient
+        let target = (item.via == RouteVia.es2.rawValue ? item.smdp : nil) ?? item.recipient
         guard let endpoint = directory[target] else { return .retry("no endpoint known for \(target.text)") }
         let message: any SGP02Message
         do {

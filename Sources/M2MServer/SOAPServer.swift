@@ -256,6 +256,8 @@ final class SOAPHTTPHandler: ChannelInboundHandler {
     var head: HTTPRequestHead?
     var body: [UInt8] = []
     var overflow = false
+    /// The client certificate's entity, read once per connection (the certificate does not change).
+    var peer: OID??
 
     init(server: SOAPServer, tls: Bool) {
         self.server = server
@@ -309,8 +311,10 @@ final class SOAPHTTPHandler: ChannelInboundHandler {
                                                      contentType: "text/plain; charset=utf-8"), keepAlive: keepAlive)
             return
         }
-        var caller: OID?
-        if tls, let certificate = try? context.channel.pipeline.syncOperations.nioSSL_peerCertificate() { caller = PeerIdentity.entityID(of: certificate) }
+        if tls, peer == nil {
+            peer = .some((try? context.channel.pipeline.syncOperations.nioSSL_peerCertificate()).flatMap { $0 }.flatMap(PeerIdentity.entityID(of:)))
+        }
+        let caller = peer ?? nil
         let bytes = body
         body = []
         let server = self.server

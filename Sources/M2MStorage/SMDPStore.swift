@@ -107,7 +107,6 @@ public protocol SMDPReading {
     func oncs(mno: OID, profileType: String?) throws(StorageError) -> [ONC]
     func outbox(states: [OutboxItem.State]) throws(StorageError) -> [OutboxItem]
     func dueOutbox(now: Timestamp, limit: Int) throws(StorageError) -> [OutboxItem]
-    func decisionCount() throws(StorageError) -> Int
 }
 
 public protocol SMDPWriting: SMDPReading {
@@ -415,11 +414,8 @@ struct SQLiteSMDPTransaction: SMDPWriting {
     }
 
     func appendDecision(hook: String, record: [UInt8], input: [UInt8]?, downloadID: Int64?, functionCallID: Int64?, now: Timestamp) throws(StorageError) {
-        try connection.run(
-            "INSERT INTO decision(hook, record, input, download_id, function_call_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            [.text(hook), .blob(record), SQLiteValue(input), downloadID.map { .integer($0) } ?? .null, functionCallID.map { .integer($0) } ?? .null,
-             .text(now.text)])
+        try DecisionSQL.append(connection, column: "download_id", hook: hook, record: record, input: input, operationID: downloadID,
+                               functionCallID: functionCallID, now: now)
     }
 
-    func decisionCount() throws(StorageError) -> Int { try connection.row("SELECT count(*) FROM decision")?[0].int ?? 0 }
 }

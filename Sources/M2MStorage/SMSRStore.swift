@@ -719,10 +719,8 @@ struct SQLiteSMSRTransaction: SMSRWriting {
     }
 
     func appendDecision(hook: String, record: [UInt8], input: [UInt8]?, operationID: Int64?, functionCallID: Int64?, now: Timestamp) throws(StorageError) {
-        try connection.run(
-            "INSERT INTO decision(hook, record, input, operation_id, function_call_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            [.text(hook), .blob(record), SQLiteValue(input), operationID.map { .integer($0) } ?? .null, functionCallID.map { .integer($0) } ?? .null,
-             .text(now.text)])
+        try DecisionSQL.append(connection, column: "operation_id", hook: hook, record: record, input: input, operationID: operationID,
+                               functionCallID: functionCallID, now: now)
     }
 
     func recordCardNotification(_ eid: EID, sequence: Int, type: Int, aid: [UInt8], now: Timestamp) throws(StorageError) {

@@ -200,9 +200,6 @@ public final class SQLiteDatabase: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// `NORMAL` survives process kills (WAL); `FULL` also power loss, at a cost per commit.
         public var synchronousFull = false
-        /// Bytes of the database file read through a memory map instead of read() calls (0: off, the
-        /// default: 256 MiB measured no faster in `bench download`, within the machine's noise).
-        public var mmapSize = 0
         public var readers = 2
         /// The page size of a database this creates (an existing one keeps its own). SQLite's 4 KiB
         /// by default: measured in `m2mrsp bench smsr`, 16 KiB registers EIS ~5 % faster (a commit
@@ -235,14 +232,12 @@ public final class SQLiteDatabase: @unchecked Sendable {
         let mode = try connection.row("PRAGMA journal_mode=WAL")?[0].string
         guard mode?.lowercased() == "wal" else { throw StorageError(.open, "\(path): WAL journal mode refused (\(mode ?? "?"))") }
         try connection.execute("PRAGMA synchronous=\(configuration.synchronousFull ? "FULL" : "NORMAL"); PRAGMA foreign_keys=ON;")
-        if configuration.mmapSize > 0 { try connection.execute("PRAGMA mmap_size=\(configuration.mmapSize)") }
         try Migration.apply(migrations, on: connection)
         writer = Slot(connection)
         var pool: [Slot] = []
         for _ in 0..<max(1, configuration.readers) {
             let reader = try SQLiteConnection(path: path, readOnly: true)
             try reader.execute("PRAGMA foreign_keys=ON;")
-            if configuration.mmapSize > 0 { try reader.execute("PRAGMA mmap_size=\(configuration.mmapSize)") }
             pool.append(Slot(reader))
         }
         readers = pool

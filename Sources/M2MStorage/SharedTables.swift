@@ -1,6 +1,6 @@
 // Tables the SM-SR and the SM-DP both keep, with one implementation: the function-call record
-// (idempotency on caller + FunctionCallIdentifier, the stored answer) and the outbox (notifications
-// and asynchronous responses waiting for delivery, with retry state). Each role's schema creates
+// (idempotency on caller + FunctionCallIdentifier, the stored answer), the outbox (notifications
+// and asynchronous responses waiting for delivery, with retry state) and the policy decision records. Each role's schema creates
 // the tables with these columns; its transaction type forwards to these statements.
 
 public import M2MCore
@@ -46,6 +46,18 @@ enum FunctionCallSQL {
     static func complete(_ connection: SQLiteConnection, _ id: Int64, response: [UInt8], now: Timestamp) throws(StorageError) {
         try connection.run("UPDATE function_call SET state = 'completed', response = ?2, completed_at = ?3 WHERE id = ?1 AND state = 'accepted'",
                            [.integer(id), .blob(response), .text(now.text)])
+    }
+}
+
+enum DecisionSQL {
+    /// A policy decision record; `column` names what the role ties it to (`operation_id`, `download_id`).
+    static func append(_ connection: SQLiteConnection, column: String, hook: String, record: [UInt8], input: [UInt8]?, operationID: Int64?,
+                       functionCallID: Int64?, now: Timestamp) throws(StorageError)
+    {
+        try connection.run(
+            "INSERT INTO decision(hook, record, input, \(column), function_call_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            [.text(hook), .blob(record), SQLiteValue(input), operationID.map { .integer($0) } ?? .null, functionCallID.map { .integer($0) } ?? .null,
+             .text(now.text)])
     }
 }
 

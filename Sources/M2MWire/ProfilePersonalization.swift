@@ -206,21 +206,12 @@ extension ProfilePackage {
 /// template), then applied to any number of orders by replacing those byte ranges. Every value has
 /// the size of the range it replaces, so the DER structure is the template's: an SM-DP that checked
 /// each pool entry with `personalize` at import can apply the plan per order without parsing again.
-public struct PersonalizationPlan: Sendable, Hashable {
+public struct PersonalizationPlan: Sendable {
     public let headerICCID: Range<Int>
     public let efICCID: Range<Int>
     public let efIMSI: Range<Int>?
     let ki: [Range<Int>]
     let opc: [Range<Int>?]
-
-    public static func == (a: Self, b: Self) -> Bool {
-        a.headerICCID == b.headerICCID && a.efICCID == b.efICCID && a.efIMSI == b.efIMSI && a.ki == b.ki && a.opc == b.opc
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(headerICCID)
-        hasher.combine(efICCID)
-    }
 
     /// `values`, when given, says which fields must be there (an IMSI needs EF.IMSI, keys an akaParameter PE).
     public init(template: [UInt8], options: ProfilePackage.Options = .init(), values: ProfilePersonalization? = nil) throws(ProfilePersonalizationError) {

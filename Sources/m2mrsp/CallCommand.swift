@@ -56,7 +56,10 @@ struct CallCommand: ParsableCommand {
         let folder = role == "m2msp" ? "m2msp" : role
         let me = try directory.id(role)
         // The request from its JSON form.
+        // Scalars that look like numbers or booleans go as such; when the request does not decode that
+        // way (a FunctionCallIdentifier "12345", say), every scalar goes as text.
         var body: [String: Any] = [:]
+        var texts: [String: Any] = [:]
         for param in params {
             guard let equals = param.firstIndex(of: "=") else { throw ValidationError("--param '\(param)' is not name=value") }
             let name = String(param[..<equals])
@@ -65,21 +68,29 @@ struct CallCommand: ParsableCommand {
                 guard let data = FileManager.default.contents(atPath: String(text.dropFirst())) else { throw ValidationError("cannot read \(text.dropFirst())") }
                 text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             }
+            texts[name] = text
             if let number = Int(text), !text.hasPrefix("0") || text == "0" {
                 body[name] = number
             } else if text == "true" || text == "false" {
                 body[name] = text == "true"
             } else if text.hasPrefix("{") || text.hasPrefix("["), let json = try? JSONSerialization.jsonObject(with: Data(text.utf8)) {
                 body[name] = json
+                texts[name] = json
             } else {
                 body[name] = text
             }
         }
-        if body["functionCallIdentifier"] == nil { body["functionCallIdentifier"] = "call-\(UUID().uuidString.lowercased())" }
-        let json = try JSONSerialization.data(withJSONObject: ["function": function, "kind": "request", "body": body])
+        if body["functionCallIdentifier"] == nil {
+            body["functionCallIdentifier"] = "call-\(UUID().uuidString.lowercased())"
+            texts["functionCallIdentifier"] = body["functionCallIdentifier"]
+        }
+        func decode(_ fields: [String: Any]) throws -> (any SGP02Message)? {
+            let json = try JSONSerialization.data(withJSONObject: ["function": function, "kind": "request", "body": fields])
+            return try JSONDecoder().decode(EnvelopeJSON.self, from: json).envelope.message
+        }
         let message: any SGP02Message
         do {
-            guard let decoded = try JSONDecoder().decode(EnvelopeJSON.self, from: json).envelope.message else { throw ValidationError("no message") }
+            guard let decoded = try (try? decode(body)) ?? decode(texts) else { throw ValidationError("no message") }
             message = decoded
         } catch {
             throw ValidationError("the parameters do not make a \(function) request: \(error)")

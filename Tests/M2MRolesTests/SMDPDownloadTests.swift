@@ -86,14 +86,13 @@ struct SMDPDownloadTests {
         #expect(d.download(card: 1, type: D.fixtureNames[0], fci: "n5").functionExecutionStatus.codes == "8.2.5/3.7")
 
         // Insufficient memory, seen in the EIS before CreateISDP: nothing on the card, ICCID back in the pool.
-        var big = try D(configure: { $0.memoryMargin = 600 * 1024 })
+        let big = try D(configure: { $0.memoryMargin = 600 * 1024 })
         defer { big.cleanUp() }
         try big.sr.register(card: 1)
         let before = big.sr.fleet.card(at: 1).isdps.count
         #expect(big.download(card: 1).functionExecutionStatus.codes == "8.1/4.8")
         #expect(big.sr.fleet.card(at: 1).isdps.count == before)
         #expect(try big.store.read { try $0.inventoryItems(profileType: D.fixtureNames[0], state: .available) }.count == 4)
-        _ = big
     }
 
     @Test("Failures after CreateISDP clean up: bad receipt 8.4/6.1, the card refusing CERT.DP, the card refusing the package, expiry — no ISD-P left")

@@ -427,8 +427,7 @@ extension SMDP {
         machine.step = .finished
         machine.status = status
         let now = clock.now()
-        var response = ES2.DownloadProfileResponse(processingEnd: now, functionExecutionStatus: status, iccid: succeeded ? machine.iccid : nil)
-        response.processingStart = nil
+        let response = ES2.DownloadProfileResponse(processingEnd: now, functionExecutionStatus: status, iccid: succeeded ? machine.iccid : nil)
         let finished = machine
         return try store.write { tx in
             try tx.updateDownload(id, state: succeeded ? .completed : .failed, machine: finished.encoded, now: now)

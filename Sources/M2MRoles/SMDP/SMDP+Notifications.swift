@@ -95,11 +95,12 @@ extension SMDP: ES3NotificationReceiver {
             return try store.write { tx -> DeliveryResult in
                 guard try tx.party(event.mno)?.role == .mno else { return .rejected("Operator \(event.mno.text) is not served by this SM-DP") }
                 // A repeated delivery is acknowledged again and forwarded once.
-                let key = "notification:" + SHA256.hash(message).map { String($0, radix: 16) }.joined()
+                let digest = SHA256.hash(message)
+                let key = "notification:" + Hex.encode(digest)
                 if try tx.functionCall(caller: smsr, identifier: key) != nil { return .delivered }
                 let now = clock.now()
                 let callID = try tx.beginFunctionCall(caller: smsr, identifier: key, function: "ES3.\(event.message.descriptor.elementName)",
-                                                      digest: SHA256.hash(message), now: now)
+                                                      digest: digest, now: now)
                 var known = try event.iccid.flatMap { try tx.profile($0) }
                 if var changed = known, let state = event.state, changed.mno == event.mno {
                     changed.state = state

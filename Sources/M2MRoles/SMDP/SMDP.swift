@@ -20,9 +20,6 @@ import M2MSOAP
 public import M2MWire
 public import M2MStorage
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The SM-DP's key-establishment credential on one curve: CERT.DP.ECDSA and its private key.
 public struct SMDPCredential: Sendable {
@@ -79,13 +76,8 @@ public struct SMDPFaults: Sendable {
     }
 
     public var crashAt: Point?
-    /// Kill the process (SIGKILL) at the point instead of throwing.
-    public var killProcess = false
 
-    public init(crashAt: Point? = nil, killProcess: Bool = false) {
-        self.crashAt = crashAt
-        self.killProcess = killProcess
-    }
+    public init(crashAt: Point? = nil) { self.crashAt = crashAt }
 }
 
 /// The simulated crash `SMDPFaults` throws.
@@ -122,7 +114,6 @@ public final class SMDP: Sendable {
 
     func crash(at point: SMDPFaults.Point) throws(SMDPSimulatedCrash) {
         guard faults.crashAt == point else { return }
-        if faults.killProcess { kill(getpid(), SIGKILL) }
         throw SMDPSimulatedCrash(point: point)
     }
 

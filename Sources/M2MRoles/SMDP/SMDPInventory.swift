@@ -258,17 +258,6 @@ public final class SMDPInventory: Sendable {
         }
     }
 
-    /// Gives a reserved ICCID back to the pool: an order that failed before its Profile could reach a
-    /// card (no ISD-P was ever asked for).
-    public func unreserve(_ iccid: ICCID) throws(InventoryError) {
-        let now = clock.now()
-        do {
-            try store.write { try $0.setInventoryState(iccid, .available, from: .reserved, now: now) }
-        } catch {
-            throw InventoryError(.profileICCID, .unknown, "\(error)", identifier: iccid.text)
-        }
-    }
-
     /// How many ICCIDs each Profile Type has in each state.
     public func counts() throws -> [InventoryCount] { try store.read { try $0.inventoryCounts() } }
 }
