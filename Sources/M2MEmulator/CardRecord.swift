@@ -8,7 +8,7 @@
 //
 // Layout (record version 1; integers big endian):
 //   version u8 = 1 | flags u8 (01 certificate signature, 02 SM-SR addressing parameters, 04 IMEI
-//   other than the default, 08 unreachable ICCIDs) | total memory u32 | next notification sequence
+//   other than the default, 08 unreachable ICCIDs, 10 ISD-R key sets changed over the air) | total memory u32 | next notification sequence
 //   u16 | SCP80 counter u40 | MO counter u40 | [signature: u8 length ‖ bytes] | [addressing: u16
 //   length ‖ bytes] | [IMEI: u8 length ‖ bytes] | ISD-P count u8, each ISD-P:
 //     AID (u8 length ‖ bytes) | life cycle u8 | POL1 u8 | flags u8 (01 fall-back, 02 emergency,
@@ -18,6 +18,8 @@
 //     counter u24] | [connectivity: u16 length ‖ bytes]
 //   | notification count u16, each: type u8 ‖ sequence u16 ‖ AID (u8 length ‖ bytes)
 //   | [unreachable ICCIDs: u16 count, each packed as above]
+//   | [ISD-R key sets: u8 deleted factory sets (01 SCP80, 02 SCP81) ‖ u8 count, each: kind u8 (1 SCP80,
+//     2 SCP81) ‖ KVN u8 ‖ u8 key bytes ‖ key bytes ‖ counter u40]
 
 import M2MCore
 public import M2MCrypto
@@ -44,6 +46,7 @@ extension EUICC {
         if smsrAddressingParameters != nil { flags |= 0x02 }
         if imei != EUICC.defaultIMEI { flags |= 0x04 }
         if !unreachableICCIDs.isEmpty { flags |= 0x08 }
+        if !isdrKeySets.isEmpty || !deletedFactoryKeySets.isEmpty { flags |= 0x10 }
         w.u8(EUICC.recordVersion)
         w.u8(flags)
         w.u32(UInt32(clamping: totalMemory))
@@ -90,6 +93,16 @@ extension EUICC {
             w.u16(UInt16(clamping: sorted.count))
             for iccid in sorted.prefix(Int(UInt16.max)) { w.iccid(iccid) }
         }
+        if flags & 0x10 != 0 {
+            w.u8(deletedFactoryKeySets.rawValue)
+            w.u8(UInt8(clamping: isdrKeySets.count))
+            for set in isdrKeySets.prefix(255) {
+                w.u8(set.kind.rawValue)
+                w.u8(set.version)
+                w.short(set.keys)
+                w.u40(set.counter.value)
+            }
+        }
         return w.out
     }
 
@@ -111,6 +124,9 @@ extension EUICC {
         size += 2
         for notification in pendingNotifications.prefix(Int(UInt16.max)) { size += 4 + notification.enabledAID.bytes.count }
         if !unreachableICCIDs.isEmpty { size += 2 + unreachableICCIDs.reduce(0) { $0 + RecordWriter.iccidSize($1) } }
+        if !isdrKeySets.isEmpty || !deletedFactoryKeySets.isEmpty {
+            size += 2 + isdrKeySets.prefix(255).reduce(0) { $0 + 3 + min($1.keys.count, 255) + 5 }
+        }
         return size
     }
 
@@ -122,7 +138,7 @@ extension EUICC {
             throw CardRecordError("record version \(record.first ?? 0) is not \(EUICC.recordVersion)")
         }
         let flags = try r.u8()
-        guard flags & 0xF0 == 0 else { throw CardRecordError("unknown flags \(Hex.encode([flags]))") }
+        guard flags & 0xE0 == 0 else { throw CardRecordError("unknown flags \(Hex.encode([flags]))") }
         self.init(identity: identity, ciPublicKey: ciPublicKey, totalMemory: Int(try r.u32()))
         nextSequence = try r.u16()
         scp80Counter = try r.counter()
@@ -173,6 +189,18 @@ extension EUICC {
         }
         if flags & 0x08 != 0 {
             for _ in 0..<Int(try r.u16()) { unreachableICCIDs.insert(try r.iccid()) }
+        }
+        if flags & 0x10 != 0 {
+            deletedFactoryKeySets = FactoryKeySets(rawValue: try r.u8())
+            for _ in 0..<Int(try r.u8()) {
+                guard let kind = ISDRKeySet.Kind(rawValue: try r.u8()) else { throw CardRecordError("invalid ISD-R key set kind") }
+                let version = try r.u8()
+                let keys = try r.short()
+                guard kind == .scp80 ? [48, 72, 96].contains(keys.count) : [16, 24, 32].contains(keys.count) else {
+                    throw CardRecordError("ISD-R key set \(version): \(keys.count) key bytes")
+                }
+                isdrKeySets.append(ISDRKeySet(kind: kind, version: version, keys: keys, counter: try r.counter()))
+            }
         }
         guard r.isAtEnd else { throw CardRecordError("\(record.count - r.offset) bytes after the record") }
     }

@@ -137,6 +137,10 @@ public struct EUICC: Sendable {
     /// r‖s of CERT.ECASD.ECKA once the EUM issued it (Fleet.ecasdCertificate); the rest of the
     /// certificate is derived from the identity, so only the signature is kept.
     public internal(set) var ecasdCertificateSignature: [UInt8]?
+    /// ISD-R key sets learnt over the air at an SM-SR change (ISDRKeys.swift).
+    public internal(set) var isdrKeySets: [ISDRKeySet] = []
+    /// Factory ISD-R key sets deleted by ES5.FinaliseISDRhandover.
+    public internal(set) var deletedFactoryKeySets: FactoryKeySets = []
 
     // Transient sessions (never persisted: a card reset ends them).
     var personalizationTarget: AID?
@@ -198,7 +202,9 @@ public struct EUICC: Sendable {
         case (0xE6, 0x0C, 0x00): return installAndMakeSelectable(command.data)
         case (0xE6, 0x20, 0x00): return installForPersonalization(command.data)
         case (0xE2, _, _): return storeData(command)
+        case (0xE4, 0x00, 0x00) where command.data.first == 0xD2: return deleteKeySets(command.data)
         case (0xE4, 0x00, 0x40), (0xE4, 0x00, 0x00): return delete(command.data)
+        case (0xD8, 0x00, 0x01): return putKey(command.data)
         case (0xF2, 0x40, 0x02): return getStatus(command.data)
         case (0xCA, 0x00, 0x5A): return ResponseAPDU(data: TLV(0x5A, eid.bytes).encoded, sw: .success)
         case (0xCA, 0xFF, 0x21): return extendedCardResources()
@@ -267,9 +273,9 @@ public struct EUICC: Sendable {
 
     /// DGIs 3A01 (certificate) and 3A02 (key agreement) for the ISD-P named by INSTALL [for personalization].
     mutating func keyEstablishmentStep(_ tag: UInt16, _ data: [UInt8]) -> ResponseAPDU {
-        guard let target = personalizationTarget, let index = isdps.firstIndex(where: { $0.aid == target }) else {
-            return ResponseAPDU(sw: .conditionsNotSatisfied)
-        }
+        // Without INSTALL [for personalization] the DGIs are for the ISD-R: ES5.EstablishISDRKeySet.
+        guard let target = personalizationTarget else { return isdrKeyEstablishmentStep(tag, data) }
+        guard let index = isdps.firstIndex(where: { $0.aid == target }) else { return ResponseAPDU(sw: .conditionsNotSatisfied) }
         do {
             if tag == 0x3A01 {
                 var session = KeyEstablishmentCard(ecasdKey: try identity.ecasdAgreementKey(), ciPublicKey: ciPublicKey, expectedRole: .smdp)
@@ -277,7 +283,7 @@ public struct EUICC: Sendable {
                 keyEstablishment = session
                 return ResponseAPDU(data: answer, sw: .success)
             }
-            guard var session = keyEstablishment else { return ResponseAPDU(sw: .conditionsNotSatisfied) }
+            guard var session = keyEstablishment, session.expectedRole == .smdp else { return ResponseAPDU(sw: .conditionsNotSatisfied) }
             keyEstablishment = nil
             let (answer, keys) = try session.processKeyAgreement(data)
             isdps[index].setKeys(keys)

@@ -76,12 +76,12 @@ extension EUICC {
         _ userData: [UInt8], minimumSecurityLevel: SCP80MinimumSecurityLevel = EUICC.isdRMinimumSecurityLevel
     ) throws(CryptoError) -> SCP80Delivery {
         var receiver = try SCP80Receiver(
-            tars: scp80TARs, keySets: [identity.scp80KeySet], minimumSecurityLevel: minimumSecurityLevel, counters: [1: scp80Counter])
+            tars: scp80TARs, keySets: activeSCP80KeySets, minimumSecurityLevel: minimumSecurityLevel, counters: scp80Counters)
         switch try receiver.receive(userData) {
         case .rejected(let status, let proofOfReceipt):
             return SCP80Delivery(status: status, proofOfReceipt: proofOfReceipt, responseScript: nil)
         case .accepted(let command):
-            scp80Counter = receiver.counter(keyVersion: 1)
+            storeSCP80Counters(receiver)
             let target: ScriptTarget
             if command.tar == .isdR {
                 target = .isdR
@@ -109,7 +109,7 @@ extension EUICC {
         guard !payloads.isEmpty else { return [] }
         let spi = SCP80SPI(counter: mode == .none ? .none : .higher, ciphered: true, integrity: .cryptographicChecksum, por: .none)
         // An E1 notification (55 bytes) always fits one SMS; the sender refuses anything larger.
-        guard var sender = try? SCP80Sender(keys: identity.scp80KeySet, tar: .isdR, counter: moCounter) else { return [] }
+        guard let keys = moKeySet, var sender = try? SCP80Sender(keys: keys, tar: .isdR, counter: moCounter) else { return [] }
         var packets: [[UInt8]] = []
         for payload in payloads {
             guard let command = try? sender.secure(payload, spi: spi) else { break }

@@ -132,7 +132,9 @@ public enum SCP81Client {
         let descriptor = try TCPSocket.connect(host: host, port: port)
         defer { TCPSocket.close(descriptor) }
         let stream = FileDescriptorStream(descriptor: descriptor, timeout: timeout, total: timeout * 60)
-        let connection = try PSKTLSConnection(client: context, identity: identity.scp81Identity.text, key: identity.scp81PSK)
+        // The PSK the card holds now (a new SM-SR's after an SM-SR change, ISDRKeys.swift).
+        let psk = fleet.card(at: index).currentSCP81PSK ?? identity.scp81PSK
+        let connection = try PSKTLSConnection(client: context, identity: identity.scp81Identity.text, key: psk)
         try stream.handshake(connection)
         var session = AdminAgentSession(eid: identity.eid, trigger: trigger)
         var reader = HTTPMessageReader()

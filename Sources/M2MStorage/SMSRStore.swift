@@ -66,6 +66,29 @@ public struct OperationRecord: Sendable, Hashable {
     public var machine: [UInt8]
 }
 
+/// One side of an SM-SR change for one eUICC (docs/smsr-change.md): `outgoing` on the current SM-SR
+/// (from ES4.SMSRChange until the EIS is handed over or the change failed), `incoming` on the new one
+/// (from ES4.PrepareSMSRChange through ES7.HandoverEUICC). The machine is the role's (opaque here).
+public struct SMSRChangeRecord: Sendable, Hashable {
+    public enum Direction: String, Sendable, Hashable { case incoming, outgoing }
+    public var eid: EID
+    public var direction: Direction
+    /// The other SM-SR.
+    public var peer: OID
+    public var state: String
+    public var functionCallID: Int64?
+    public var machine: [UInt8]
+
+    public init(eid: EID, direction: Direction, peer: OID, state: String, functionCallID: Int64?, machine: [UInt8]) {
+        self.eid = eid
+        self.direction = direction
+        self.peer = peer
+        self.state = state
+        self.functionCallID = functionCallID
+        self.machine = machine
+    }
+}
+
 /// A notification (or asynchronous response) waiting for delivery.
 public struct OutboxItem: Sendable, Hashable {
     public enum State: String, Sendable { case pending, delivered, dead }
@@ -196,6 +219,10 @@ public protocol SMSRReading {
     func smdpServes(_ smdp: OID, mno: OID) throws(StorageError) -> Bool
     /// The download holding the eUICC, if any (expired or not: the caller compares `until`).
     func downloadLease(_ eid: EID) throws(StorageError) -> DownloadLease?
+    /// One side of an SM-SR change of `eid`.
+    func smsrChange(_ eid: EID, direction: SMSRChangeRecord.Direction) throws(StorageError) -> SMSRChangeRecord?
+    /// The SM-SR changes not finished (state other than completed or failed).
+    func openSMSRChanges() throws(StorageError) -> [SMSRChangeRecord]
 }
 
 /// A download in progress on an eUICC.
@@ -244,6 +271,11 @@ public protocol SMSRWriting: SMSRReading {
     func forgetCardNotification(_ eid: EID, sequence: Int) throws(StorageError)
     /// Takes or renews the eUICC's download lease; nil releases it.
     func setDownloadLease(_ eid: EID, _ lease: DownloadLease?) throws(StorageError)
+    /// Writes one side of an SM-SR change (insert or replace).
+    func putSMSRChange(_ record: SMSRChangeRecord, now: Timestamp) throws(StorageError)
+    /// Removes the eUICC and everything kept for it (keys, Profiles, counters, operations, audit
+    /// trail), after its EIS went to a new SM-SR; outbox rows and decisions stay.
+    func deleteEIS(_ eid: EID) throws(StorageError)
     /// Forgets the calls left unanswered without an operation to finish them (a restart killed them
     /// mid-way): their retry runs again. Returns how many.
     func forgetUnansweredCalls() throws(StorageError) -> Int
@@ -331,6 +363,12 @@ public enum SMSRSchema {
         // Asynchronous responses in the outbox name the call they answer.
         Migration(version: 4, name: "outbox-relates-to", sql: """
             ALTER TABLE outbox ADD COLUMN relates_to TEXT;
+            """),
+        // SM-SR change (ES4.PrepareSMSRChange/SMSRChange, ES7): one row per eUICC and direction.
+        Migration(version: 5, name: "smsr-change", sql: """
+            CREATE TABLE smsr_change(eid TEXT NOT NULL, direction TEXT NOT NULL CHECK(direction IN ('incoming','outgoing')),
+              peer TEXT NOT NULL, state TEXT NOT NULL, function_call_id INTEGER, machine BLOB NOT NULL,
+              created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY(eid, direction)) STRICT, WITHOUT ROWID;
             """),
     ]
 }
@@ -553,7 +591,48 @@ struct SQLiteSMSRTransaction: SMSRWriting {
         try connection.run("""
             DELETE FROM function_call WHERE state = 'accepted'
               AND id NOT IN (SELECT function_call_id FROM operation WHERE function_call_id IS NOT NULL)
+              AND id NOT IN (SELECT function_call_id FROM smsr_change WHERE function_call_id IS NOT NULL)
             """)
+    }
+
+    func smsrChangeRecord(_ row: SQLiteRow) throws(StorageError) -> SMSRChangeRecord {
+        guard let eidText = row[0].string, let eid = try? EID(text: eidText), let direction = row[1].string.flatMap(SMSRChangeRecord.Direction.init),
+            let peerText = row[2].string, let peer = try? OID(text: peerText), let state = row[3].string
+        else { throw StorageError(.corrupt, "smsr_change row") }
+        let callID: Int64? = if case .integer(let v) = row[4] { v } else { nil }
+        return SMSRChangeRecord(eid: eid, direction: direction, peer: peer, state: state, functionCallID: callID, machine: row[5].bytes ?? [])
+    }
+
+    func smsrChange(_ eid: EID, direction: SMSRChangeRecord.Direction) throws(StorageError) -> SMSRChangeRecord? {
+        try connection.query(
+            "SELECT eid, direction, peer, state, function_call_id, machine FROM smsr_change WHERE eid = ?1 AND direction = ?2",
+            [.text(eid.text), .text(direction.rawValue)]
+        ).first.map { (row) throws(StorageError) in try smsrChangeRecord(row) }
+    }
+
+    func openSMSRChanges() throws(StorageError) -> [SMSRChangeRecord] {
+        try connection.query(
+            "SELECT eid, direction, peer, state, function_call_id, machine FROM smsr_change WHERE state NOT IN ('completed','failed') ORDER BY created_at"
+        ).map { (row) throws(StorageError) in try smsrChangeRecord(row) }
+    }
+
+    func putSMSRChange(_ record: SMSRChangeRecord, now: Timestamp) throws(StorageError) {
+        try connection.run(
+            """
+            INSERT INTO smsr_change(eid, direction, peer, state, function_call_id, machine, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+            ON CONFLICT(eid, direction) DO UPDATE SET peer = excluded.peer, state = excluded.state,
+              function_call_id = excluded.function_call_id, machine = excluded.machine, updated_at = excluded.updated_at
+            """,
+            [.text(record.eid.text), .text(record.direction.rawValue), .text(record.peer.text), .text(record.state),
+             record.functionCallID.map { .integer($0) } ?? .null, .blob(record.machine), .text(now.text)])
+    }
+
+    func deleteEIS(_ eid: EID) throws(StorageError) {
+        let id = try requireEISID(eid)
+        try connection.run("UPDATE outbox SET operation_id = NULL WHERE operation_id IN (SELECT id FROM operation WHERE eis_id = ?1)", [.integer(id)])
+        try connection.run("DELETE FROM operation WHERE eis_id = ?1", [.integer(id)])
+        try connection.run("DELETE FROM eis WHERE id = ?1", [.integer(id)])
     }
 
     func setDownloadLease(_ eid: EID, _ lease: DownloadLease?) throws(StorageError) {

@@ -36,6 +36,8 @@ public struct TestPKI: Sendable {
     public let tlsCA: X509Certificate
     public let smdp: Role
     public let smsr: Role
+    /// A second SM-SR (the new one of an SM-SR change: ES7, docs/smsr-change.md).
+    public let smsr2: Role
     public let mno: Role
     public let m2msp: Role
     public let eumRole: Role
@@ -102,6 +104,11 @@ public struct TestPKI: Sendable {
         smsr = Role(name: "SM-SR", entityID: smsrID, key: smsrKey,
                     certificate: try gpCertificate(.smsr, key: smsrKey, serial: [0x02], subject: Array(smsrID.text.utf8.prefix(16))),
                     tlsServer: try tls("SM-SR", smsrID, server: true), tlsClient: try tls("SM-SR", smsrID, server: false))
+        let smsr2Key = try ECPrivateKey(generatingOn: curve)
+        let smsr2ID: OID = "1.3.6.1.4.1.99999.2.2"
+        smsr2 = Role(name: "SM-SR2", entityID: smsr2ID, key: smsr2Key,
+                     certificate: try gpCertificate(.smsr, key: smsr2Key, serial: [0x03], subject: Array(smsr2ID.text.utf8.prefix(16))),
+                     tlsServer: try tls("SM-SR2", smsr2ID, server: true), tlsClient: try tls("SM-SR2", smsr2ID, server: false))
         mno = Role(name: "MNO", entityID: "1.3.6.1.4.1.99999.4.1", key: nil, certificate: nil, tlsServer: try tls("MNO", "1.3.6.1.4.1.99999.4.1", server: true),
                    tlsClient: try tls("MNO", "1.3.6.1.4.1.99999.4.1", server: false))
         m2msp = Role(name: "M2M SP", entityID: "1.3.6.1.4.1.99999.5.1", key: nil, certificate: nil,
@@ -151,7 +158,7 @@ public struct TestPKI: Sendable {
         try text("eum/ca-chain.pem", eum.pem + ci.pem)
         try text("tls/tls-ca.crt.pem", tlsCA.pem)
         try text("tls/tls-ca.key.pem", banner + tlsCAKey.pkcs8PEM, secret: true)
-        for role in [smdp, smsr, mno, m2msp, eumRole] {
+        for role in [smdp, smsr, smsr2, mno, m2msp, eumRole] {
             let folder = role.name.lowercased().replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "-", with: "")
             if let key = role.key, let certificate = role.certificate {
                 let kind = role.name == "SM-DP" ? "dp" : "sr"
@@ -179,6 +186,7 @@ public struct TestPKI: Sendable {
             "eum": ["id": eumRole.entityID.text, "certificate": "eum/eum.crt.pem", "key": "eum/eum.key.pem"],
             "smdp": ["id": smdp.entityID.text, "gpCertificate": "smdp/cert-dp-ecdsa.gpcert"],
             "smsr": ["id": smsr.entityID.text, "gpCertificate": "smsr/cert-sr-ecdsa.gpcert"],
+            "smsr2": ["id": smsr2.entityID.text, "gpCertificate": "smsr2/cert-sr-ecdsa.gpcert"],
             "mno": ["id": mno.entityID.text], "m2msp": ["id": m2msp.entityID.text],
             "sampleEUICC": ["eid": sampleEID.text, "ecasdCertificate": "euicc/cert-ecasd-ecka-sample.gpcert"],
         ]

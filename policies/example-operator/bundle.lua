@@ -11,7 +11,7 @@ return {
     { name = "notification-router", conf = { retry = { ProfileDownloaded = "best_effort" } } },
     { name = "onc-filter", conf = { never_discard = { "SMSRChange" } } },
   },
-  policies = { "pol2.lua", "routing.lua", "onc.lua" },
+  policies = { "pol2.lua", "routing.lua", "onc.lua", "smsr_change.lua" },
   -- `conf` of the policy files below
   conf = {
     maintenance = { start_hour = 1, end_hour = 5 },  -- UTC; M2M SP lifecycle requests only then
@@ -19,5 +19,6 @@ return {
     protected_profile_types = { "EMERGENCY_ONLY" },
     download_profile_types = { "M2M_DEFAULT", "M2M_LTE", "TEST_LAB" },
     audit_sp = "1.3.6.1.4.1.47800.28",
+    smsr_allow_list = { "1.3.6.1.4.1.47800.40", "1.3.6.1.4.1.47800.41" },  -- SM-SRs this Operator has contracts with
   },
 }

@@ -24,7 +24,9 @@ public enum BuiltInRules {
             return DecisionOutcome(.allow)
         }
         if hook == .beforeSMSRChange {
-            let profiles = input.eis?.profiles.map(\.profile) ?? []
+            // No opinion without an EIS (the new SM-SR at PrepareSMSRChange), as sgp02-pol2.
+            guard let eis = input.eis else { return DecisionOutcome(.allow) }
+            let profiles = eis.profiles.map(\.profile)
             if profiles.contains(where: { $0.state == .created }) {
                 return deny(.euicc, .pendingOperation, "a Profile download is in progress on the eUICC")
             }

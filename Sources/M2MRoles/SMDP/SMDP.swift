@@ -21,8 +21,12 @@ public import M2MWire
 public import M2MStorage
 import Foundation
 
-/// The SM-DP's key-establishment credential on one curve: CERT.DP.ECDSA and its private key.
-public struct SMDPCredential: Sendable {
+/// A key-establishment credential on one curve: a GP certificate (CERT.DP.ECDSA of an SM-DP,
+/// CERT.SR.ECDSA of an SM-SR) and its private key.
+public typealias SMDPCredential = GPCredential
+
+/// A key-establishment credential on one curve: the GP certificate and its private key.
+public struct GPCredential: Sendable {
     public var certificate: GPCertificate
     public var key: ECPrivateKey
 

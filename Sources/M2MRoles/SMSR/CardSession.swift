@@ -56,12 +56,17 @@ struct CardSession {
         self.smsr = smsr
         self.eid = eid
         let sealed = try smsr.store.read { try $0.isdrKeys(eid) }
-        guard let kicSealed = sealed.first(where: { $0.keysetVersion == 1 && $0.keyIndex == 1 }),
-            let kidSealed = sealed.first(where: { $0.keysetVersion == 1 && $0.keyIndex == 2 })
-        else { throw ES5Failure(status: .failed(.isdr, .unknown, identifier: eid.text, message: "no SCP80 key set 1 (KIc 1, KID 2) stored")) }
+        // The SCP80 key set this SM-SR holds (version 1 from registration, another one after an SM-SR
+        // change made it: docs/smsr-change.md): KIc index 1, KID index 2.
+        let versions = Set(sealed.filter { (1...15).contains($0.keysetVersion) }.map(\.keysetVersion)).sorted(by: >)
+        guard let version = versions.first(where: { v in sealed.contains { $0.keysetVersion == v && $0.keyIndex == 1 } && sealed.contains { $0.keysetVersion == v && $0.keyIndex == 2 } }),
+            let kicSealed = sealed.first(where: { $0.keysetVersion == version && $0.keyIndex == 1 }),
+            let kidSealed = sealed.first(where: { $0.keysetVersion == version && $0.keyIndex == 2 })
+        else { throw ES5Failure(status: .failed(.isdr, .unknown, identifier: eid.text, message: "no SCP80 key set (KIc 1, KID 2) stored")) }
         keys = try SCP80KeySet(
-            keyVersion: 1, algorithm: .aes, kic: try smsr.sealer.open(kicSealed.sealed, context: KeySealer.context(eid: eid, keysetVersion: 1, keyIndex: 1)),
-            kid: try smsr.sealer.open(kidSealed.sealed, context: KeySealer.context(eid: eid, keysetVersion: 1, keyIndex: 2)))
+            keyVersion: UInt8(version), algorithm: .aes,
+            kic: try smsr.sealer.open(kicSealed.sealed, context: KeySealer.context(eid: eid, keysetVersion: version, keyIndex: 1)),
+            kid: try smsr.sealer.open(kidSealed.sealed, context: KeySealer.context(eid: eid, keysetVersion: version, keyIndex: 2)))
     }
 
     /// Reserves the next SCP80 counter and returns the last one. Counters are reserved in the store
@@ -125,8 +130,8 @@ struct CardSession {
     /// The ISD-R's SCP81 PSK (key set 40, key 1), opened for one TLS handshake.
     func scp81PSK() throws -> SecureBytes? {
         let sealed = try smsr.store.read { try $0.isdrKeys(eid) }
-        guard let psk = sealed.first(where: { $0.keysetVersion == 0x40 && $0.keyIndex == 1 }) else { return nil }
-        return try smsr.sealer.open(psk.sealed, context: KeySealer.context(eid: eid, keysetVersion: 0x40, keyIndex: 1))
+        guard let psk = sealed.first(where: { (0x40...0x4F).contains($0.keysetVersion) && $0.keyIndex == 1 }) else { return nil }
+        return try smsr.sealer.open(psk.sealed, context: KeySealer.context(eid: eid, keysetVersion: psk.keysetVersion, keyIndex: 1))
     }
 
     /// Sends `commands` to the ISD-R in one packet; the R-APDUs of the commands the card executed.

@@ -24,6 +24,7 @@ enum AuditOperation {
     static let audit: HexBinary = [0x04, 0x01]
     static let updatePOL2: HexBinary = [0x05, 0x01]
     static let updateAddress: HexBinary = [0x05, 0x02]
+    static let smsrChange: HexBinary = [0x06, 0x01]
 }
 
 public protocol ES1Provider: Sendable {
@@ -63,6 +64,13 @@ extension SMSR: ES1Provider {
             throw Refusal(.smsr, .invalidDestination, "the EIS is for SM-SR \(eis.smsrID.text)", identifier: eis.smsrID.text)
         }
         try Self.checkConsistency(eis)
+        try verifyEUMSigned(eis, eumCertificate: eumCertificate)
+        return try importISDRKeys(eis)
+    }
+
+    /// CERT.ECASD.ECKA is the EID's and the EUM issued it; the EUM signed the EIS (registration, and
+    /// the new SM-SR receiving an EIS at an SM-SR change).
+    func verifyEUMSigned(_ eis: EIS, eumCertificate: X509Certificate) throws(Refusal) {
         let references = eis.eumSignedInfo.ecasd.keysets.flatMap(\.items).compactMap { item -> GPCertificateReference? in
             if case .certificate(let c) = item { return c }
             return nil
@@ -83,7 +91,6 @@ extension SMSR: ES1Provider {
         } catch {
             throw Refusal(.eumCertificate, .verificationFailed, "EIS signature: \(error)", identifier: eis.eid.text)
         }
-        return try importISDRKeys(eis)
     }
 
     /// What the store's constraints would refuse, refused here with its code (so one bad EIS in a batch

@@ -400,8 +400,9 @@ extension SMSR {
         // retry runs them again (the SM-DP reconciles a download with AuditEIS).
         _ = try store.write { try $0.forgetUnansweredCalls() }
         let active = try store.read { try $0.activeOperations() }
-        var finished = 0
+        var finished = try recoverSMSRChanges()
         for operation in active {
+            if operation.kind == Self.smsrChangeKind { continue }  // recoverSMSRChanges
             if operation.kind == CreateISDPMachine.kind {
                 if try recoverCreateISDP(operation) { finished += 1 }
                 continue

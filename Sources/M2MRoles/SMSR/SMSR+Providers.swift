@@ -152,20 +152,7 @@ extension SMSR: ES4Provider {
             return try call.answer(ES4.GetPLMAResponse(functionExecutionStatus: .success, plmas: plmas))
         }
     }
-
-    public func prepareSMSRChange(_ request: ES4.PrepareSMSRChangeRequest, context: RequestContext) -> ES4.PrepareSMSRChangeResponse {
-        serve(request, context: context, roles: [.mno], failure: { ES4.PrepareSMSRChangeResponse(functionExecutionStatus: $0) }) { call in
-            _ = try requireEIS(request.eid)
-            throw Refusal(.function, .unsupported, "SM-SR change is not supported by this version (issue #9)")
-        }
-    }
-
-    public func smsrChange(_ request: ES4.SMSRChangeRequest, context: RequestContext) -> ES4.SMSRChangeResponse {
-        serve(request, context: context, roles: [.mno], failure: { ES4.SMSRChangeResponse(functionExecutionStatus: $0) }) { call in
-            _ = try requireEIS(request.eid)
-            throw Refusal(.function, .unsupported, "SM-SR change is not supported by this version (issue #9)")
-        }
-    }
+    // prepareSMSRChange and smsrChange: SMSR+Change.swift.
 }
 
 extension SMSR: ES3Provider {

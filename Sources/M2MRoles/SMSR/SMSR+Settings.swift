@@ -1,6 +1,6 @@
 // The SM-SR functions that change or read stored state only (no ES5): GetEIS with per-requester
-// filtering, PLMA and ONC (ES4A, ES3, ES4.GetPLMA), POL2 and subscription address updates, and the
-// SM-SR change functions that answer "not supported" until the SM-SR change issue (docs/smsr.md).
+// filtering, PLMA and ONC (ES4A, ES3, ES4.GetPLMA), POL2 and subscription address updates
+// (docs/smsr.md). The SM-SR change functions are in SMSR+Change.swift.
 
 public import M2MCore
 import M2MPolicy

@@ -43,6 +43,9 @@ public struct SMSRConfiguration: Sendable {
     public var downloadLeaseSeconds = 600
     /// How SendData and UpdateConnectivityParameters scripts reach the card.
     public var scriptRoute = ScriptRoute.automatic
+    /// CERT.SR.ECDSA and SK.SR.ECDSA per curve: what this SM-SR shows a card when it takes the card
+    /// over at an SM-SR change (ES7, docs/smsr-change.md). Without one it refuses to be the new SM-SR.
+    public var credentials: [GPCredential] = []
 
     public enum ScriptRoute: Sendable {
         /// SCP81 when an admin server is configured, else the transport's own scripts (in process)
@@ -87,6 +90,12 @@ public struct SMSRFaults: Sendable {
         /// After the outcome is committed, before the card's notifications are confirmed (3A08) and
         /// before a POL2 Auto-Delete it recorded runs.
         case afterCommit
+        /// SM-SR change, current SM-SR: the eUICC locked, before ES7.HandoverEUICC is sent.
+        case changeBeforeHandover
+        /// SM-SR change, new SM-SR: the card made the new key set, before the receipt is checked.
+        case changeBeforeCommit
+        /// SM-SR change, new SM-SR: after the commit point, before FinaliseISDRhandover.
+        case changeAfterCommit
     }
 
     public var crashAt: Point?
@@ -143,6 +152,8 @@ public final class SMSR: Sendable {
     let counterBlocks = Mutex<[EID: (next: UInt64, limit: UInt64)]>([:])
     /// How many SCP80 counters one store transaction reserves.
     static let counterBlock: UInt64 = 16
+    /// The other SM-SRs this one can reach over ES7 (SM-SR change), by their OID.
+    let peers = Mutex<[OID: any ES7Endpoint]>([:])
 
     public init(
         configuration: SMSRConfiguration, trust: SMSRTrust, store: any SMSRStore, policy: PolicyEngine, transport: any EUICCTransport,

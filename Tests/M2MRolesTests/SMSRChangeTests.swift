@@ -1,0 +1,410 @@
+// SM-SR change (issue #9): two SM-SRs in one process over ES7 (InProcessES7), one emulated fleet
+// both reach only through SCP80 bytes; the eUICC's ISD-R key sets change on the card.
+
+import Foundation
+import M2MCore
+import M2MCrypto
+import M2MEmulator
+import M2MPolicy
+import M2MRoles
+import M2MSOAP
+import M2MStorage
+import M2MTestKit
+import M2MTransport
+import M2MWire
+import M2MXML
+import Synchronization
+import Testing
+
+/// An ES7 link that can fail like a network: a response carrying a simulated crash becomes "no
+/// answer", `before` runs before a request leaves (tests move the clock there), `tamper` edits a response.
+struct TestLink: ES7Endpoint {
+    let inner: InProcessES7
+    var before: @Sendable (String) -> Void = { _ in }
+    var tamper: @Sendable (any SGP02Response) -> any SGP02Response = { $0 }
+
+    func call<Request: SGP02Request>(_ request: Request) throws(ES7TransportError) -> Request.Response {
+        before(Request.descriptor.elementName)
+        let response = try inner.call(request)
+        if response.functionExecutionStatus.statusCodeData?.message?.hasPrefix("simulated crash") == true {
+            throw ES7TransportError("the peer died (\(response.functionExecutionStatus))")
+        }
+        return tamper(response) as! Request.Response
+    }
+}
+
+/// SM-SR1 (the harness's, current) and SM-SR2 (new) on the same fleet, clock and PKI.
+struct ChangeHarness {
+    static let smsr2ID: OID = "1.3.6.1.4.1.99999.2.2"
+    var one: SMSRHarness
+    var two: SMSR
+    var store2: SQLiteSMSRStore
+    let dbPath2: String
+    /// Hooks for the links (set before `link()`).
+    var toOne = TestLink(inner: InProcessES7(smsr: PlaceholderES7(), caller: smsr2ID))
+    var toTwo = TestLink(inner: InProcessES7(smsr: PlaceholderES7(), caller: SMSRHarness.smsrID))
+
+    init(faults1: SMSRFaults = SMSRFaults(), faults2: SMSRFaults = SMSRFaults(), curve: Curve = .p256, credential: GPCredential? = nil) throws {
+        one = try SMSRHarness(cards: 2, faults: faults1, curve: curve)
+        dbPath2 = one.directory.appendingPathComponent("smsr2.sqlite").path
+        store2 = try SQLiteSMSRStore(path: dbPath2, codec: XMLDocumentCodec())
+        two = try Self.makeSMSR2(one: one, store: store2, faults: faults2, credential: credential)
+        for party in [Party(oid: SMSRHarness.mno, role: .mno), Party(oid: SMSRHarness.otherMNO, role: .mno), Party(oid: SMSRHarness.smdp, role: .smdp),
+                      Party(oid: SMSRHarness.eumID, role: .eum), Party(oid: SMSRHarness.smsrID, role: .smsr)] {
+            try two.register(party)
+        }
+        try one.smsr.register(Party(oid: Self.smsr2ID, role: .smsr))
+        link()
+    }
+
+    static func makeSMSR2(one: SMSRHarness, store: SQLiteSMSRStore, faults: SMSRFaults, credential: GPCredential?) throws -> SMSR {
+        var configuration = SMSRConfiguration(smsrID: smsr2ID, storageKey: SecureBytes(SecureRandom.bytes(32)))
+        configuration.credentials = [credential ?? GPCredential(certificate: one.pki.smsr2.certificate!, key: one.pki.smsr2.key!)]
+        let loader = PolicyLoader(pluginPaths: [SMSRHarness.repository.appendingPathComponent("plugins").path])
+        let set = try loader.loadSet(bundles: PolicyLoader.bundleDirectories(under: SMSRHarness.repository.appendingPathComponent("policies").path))
+        return try SMSR(configuration: configuration, trust: SMSRTrust(ci: one.pki.ci, eums: [SMSRHarness.eumID: one.pki.eum]), store: store,
+                        policy: try PolicyEngine(set: set, clock: one.clock, decisionLog: NoDecisionLog()),
+                        transport: InProcessTransport(fleet: one.fleet), clock: one.clock, faults: faults)
+    }
+
+    /// (Re)connects the two SM-SRs through the links.
+    mutating func link() {
+        let a = TestLink(inner: InProcessES7(smsr: one.smsr, caller: Self.smsr2ID), before: toOne.before, tamper: toOne.tamper)
+        let b = TestLink(inner: InProcessES7(smsr: two, caller: SMSRHarness.smsrID), before: toTwo.before, tamper: toTwo.tamper)
+        two.connect(smsr: SMSRHarness.smsrID, endpoint: a)
+        one.smsr.connect(smsr: Self.smsr2ID, endpoint: b)
+    }
+
+    /// SM-SR2 as a new process on its database (the storage key is sealed in: kept by reopening the same object's key).
+    mutating func restartTwo(faults: SMSRFaults = SMSRFaults()) throws {
+        let key = two.configuration.storageKey
+        store2.database.close()
+        store2 = try SQLiteSMSRStore(path: dbPath2, codec: XMLDocumentCodec())
+        var configuration = two.configuration
+        configuration.storageKey = key
+        let loader = PolicyLoader(pluginPaths: [SMSRHarness.repository.appendingPathComponent("plugins").path])
+        let set = try loader.loadSet(bundles: PolicyLoader.bundleDirectories(under: SMSRHarness.repository.appendingPathComponent("policies").path))
+        two = try SMSR(configuration: configuration, trust: two.trust, store: store2, policy: try PolicyEngine(set: set, clock: one.clock, decisionLog: NoDecisionLog()),
+                       transport: InProcessTransport(fleet: one.fleet), clock: one.clock, faults: faults)
+        link()
+    }
+
+    mutating func restartOne(faults: SMSRFaults = SMSRFaults()) throws {
+        try one.restart(faults: faults)
+        try one.smsr.register(Party(oid: Self.smsr2ID, role: .smsr))
+        link()
+    }
+
+    var eid: EID { one.eid(0) }
+    static let caller = RequestContext(caller: SMSRHarness.mno)
+
+    /// Card 0 registered at SM-SR1: A (enabled, fall-back) of the MNO, B (disabled) of the other MNO through the SM-DP.
+    func registerCard() throws {
+        var eis = try one.eis(card: 0)
+        eis.profiles[1].mnoID = SMSRHarness.otherMNO
+        eis.profiles[1].smdpID = SMSRHarness.smdp
+        let response = one.smsr.registerEIS(ES1.RegisterEISRequest(functionCallIdentifier: "reg", eis: eis), context: RequestContext(caller: SMSRHarness.eumID))
+        #expect(response.functionExecutionStatus == .success)
+    }
+
+    func prepare(_ fci: String = "prep", validity: Int? = nil) -> ES4.PrepareSMSRChangeResponse {
+        two.prepareSMSRChange(ES4.PrepareSMSRChangeRequest(functionCallIdentifier: fci, validityPeriod: validity, eid: eid, currentSMSRID: SMSRHarness.smsrID),
+                              context: Self.caller)
+    }
+
+    func change(_ fci: String = "change", validity: Int? = nil) -> ES4.SMSRChangeResponse {
+        one.smsr.smsrChange(ES4.SMSRChangeRequest(functionCallIdentifier: fci, validityPeriod: validity, eid: eid, targetSMSRID: Self.smsr2ID),
+                            context: Self.caller)
+    }
+
+    func enable(at smsr: SMSR, _ iccid: ICCID, fci: String) -> FunctionExecutionStatus {
+        smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: fci, eid: eid, iccid: iccid), context: Self.caller).functionExecutionStatus
+    }
+
+    /// Exactly one SM-SR manages the card: `manager` has its EIS and reaches the card (an audit reads
+    /// it over SCP80 with its keys); the other has no EIS or is refused by the card.
+    func expectManaged(by manager: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let (yes, no) = manager == 1 ? (one.smsr, two) : (two, one.smsr)
+        #expect(try yes.store.read { try $0.eis(eid) } != nil, sourceLocation: sourceLocation)
+        let audit = yes.auditEIS(ES4.AuditEISRequest(functionCallIdentifier: "audit-\(UUID().uuidString)", eid: eid), context: Self.caller)
+        #expect(audit.functionExecutionStatus.status == .executedSuccess, "\(audit.functionExecutionStatus)", sourceLocation: sourceLocation)
+        let other = no.auditEIS(ES4.AuditEISRequest(functionCallIdentifier: "audit-\(UUID().uuidString)", eid: eid), context: Self.caller)
+        #expect(other.functionExecutionStatus.status == .failed, "\(other.functionExecutionStatus)", sourceLocation: sourceLocation)
+    }
+
+    func cleanUp() { one.cleanUp() }
+}
+
+/// Stands in until `link()` wires the real SM-SRs.
+struct PlaceholderES7: ES7Provider {
+    func handoverEUICC(_ request: ES7.HandoverEUICCRequest, context: RequestContext) -> ES7.HandoverEUICCResponse {
+        ES7.HandoverEUICCResponse(functionExecutionStatus: .failed(.smsr, .unknown))
+    }
+    func authenticateSMSR(_ request: ES7.AuthenticateSMSRRequest, context: RequestContext) -> ES7.AuthenticateSMSRResponse {
+        ES7.AuthenticateSMSRResponse(functionExecutionStatus: .failed(.smsr, .unknown), randomChallenge: [])
+    }
+    func createAdditionalKeySet(_ request: ES7.CreateAdditionalKeySetRequest, context: RequestContext) -> ES7.CreateAdditionalKeySetResponse {
+        ES7.CreateAdditionalKeySetResponse(functionExecutionStatus: .failed(.smsr, .unknown), derivationRandom: [], receipt: [])
+    }
+}
+
+@Suite("SM-SR change")
+struct SMSRChangeTests {
+    @Test("the whole change: keys on the card, EIS moved, the old SM-SR refused, everyone notified", arguments: [Curve.p256, .brainpoolP256r1])
+    func change(curve: Curve) throws {
+        let h = try ChangeHarness(curve: curve)
+        defer { h.cleanUp() }
+        try h.registerCard()
+        try h.expectManaged(by: 1)
+        #expect(h.prepare().functionExecutionStatus == .success)
+        let response = h.change()
+        #expect(response.functionExecutionStatus == .success, "\(response.functionExecutionStatus)")
+        // The card: the new SM-SR's SCP80 set 2 and PSK set 41; the factory sets deleted.
+        let card = h.one.fleet.card(at: 0)
+        #expect(card.isdrKeyVersions.sorted() == [0x02, 0x41])
+        #expect(card.deletedFactoryKeySets == [.scp80, .scp81])
+        // The EIS moved: SM-SR2 has it (Smsr-id its own, same Profiles), SM-SR1 none.
+        let moved = try #require(try h.two.store.read { try $0.eis(h.eid) }?.eis)
+        #expect(moved.smsrID == ChangeHarness.smsr2ID)
+        #expect(moved.profiles.map(\.iccid) == [SMSRHarness.iccidA, SMSRHarness.iccidB])
+        #expect(try h.one.store.read { try $0.eis(h.eid) } == nil)
+        try h.expectManaged(by: 2)
+        // The new SM-SR manages the card: enable, disable (fall-back), delete.
+        #expect(h.two.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: h.eid, iccid: SMSRHarness.iccidB),
+                                    context: RequestContext(caller: SMSRHarness.otherMNO)).functionExecutionStatus == .success)
+        #expect(h.one.fleet.card(at: 0).enabledISDP?.iccid == SMSRHarness.iccidB)
+        // The old SM-SR refuses (no EIS: 8.1.1/3.9) and could not reach the card anyway.
+        #expect(h.enable(at: h.one.smsr, SMSRHarness.iccidA, fci: "old").codes == "8.1.1/3.9")
+        // A repeated SMSRChange gets the stored answer.
+        #expect(h.change().functionExecutionStatus == .success)
+        // HandleSMSRChangeNotification: the MNO over ES4, the other MNO over ES3 through its SM-DP,
+        // each with its own Profiles only.
+        let notes = try h.two.store.read { try $0.outbox(states: [.pending]) }.filter { $0.messageType.hasSuffix("HandleSMSRChangeNotification") }
+        #expect(notes.count == 2)
+        let es4 = try #require(notes.first { $0.via == "ES4" })
+        #expect(es4.recipient == SMSRHarness.mno)
+        let es4Message = try ES4.HandleSMSRChangeNotification(xmlElement: XMLReader.parse(es4.body, knownNamespaces: Namespace.known))
+        #expect(es4Message.eis.profiles.map(\.iccid) == [SMSRHarness.iccidA])
+        #expect(es4Message.eis.smsrID == ChangeHarness.smsr2ID)
+        let es3 = try #require(notes.first { $0.via == "ES2" })
+        #expect(es3.recipient == SMSRHarness.otherMNO && es3.smdp == SMSRHarness.smdp)
+        let es3Message = try ES3.HandleSMSRChangeNotification(xmlElement: XMLReader.parse(es3.body, knownNamespaces: Namespace.known))
+        #expect(es3Message.eis.profiles.map(\.iccid) == [SMSRHarness.iccidB] && es3Message.mnoID == SMSRHarness.otherMNO)
+        // The card's key sets survive the fleet's compact record.
+        let reread = try EUICC(identity: card.identity, ciPublicKey: h.one.pki.ci.publicKey, record: card.encodedState())
+        #expect(reread.isdrKeyVersions.sorted() == [0x02, 0x41] && reread.encodedState() == card.encodedState())
+    }
+
+    @Test("a second change moves the card on again (key versions 1 and 40 are free again)")
+    func changeBack() throws {
+        let h = try ChangeHarness()
+        defer { h.cleanUp() }
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        #expect(h.change().functionExecutionStatus == .success)
+        // SM-SR1 (with a CERT.SR now) takes the card back from SM-SR2.
+        var configuration = h.one.smsr.configuration
+        configuration.credentials = [GPCredential(certificate: h.one.pki.smsr.certificate!, key: h.one.pki.smsr.key!)]
+        let back = try SMSR(configuration: configuration, trust: h.one.smsr.trust, store: h.one.store, policy: h.one.smsr.policy,
+                            transport: h.one.smsr.transport, clock: h.one.clock)
+        back.connect(smsr: ChangeHarness.smsr2ID, endpoint: InProcessES7(smsr: h.two, caller: SMSRHarness.smsrID))
+        h.two.connect(smsr: SMSRHarness.smsrID, endpoint: InProcessES7(smsr: back, caller: ChangeHarness.smsr2ID))
+        #expect(back.prepareSMSRChange(ES4.PrepareSMSRChangeRequest(functionCallIdentifier: "p2", eid: h.eid, currentSMSRID: ChangeHarness.smsr2ID),
+                                       context: ChangeHarness.caller).functionExecutionStatus == .success)
+        let response = h.two.smsrChange(ES4.SMSRChangeRequest(functionCallIdentifier: "c2", eid: h.eid, targetSMSRID: SMSRHarness.smsrID),
+                                        context: ChangeHarness.caller)
+        #expect(response.functionExecutionStatus == .success, "\(response.functionExecutionStatus)")
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x01, 0x40])
+        #expect(try back.store.read { try $0.eis(h.eid) }?.eis.smsrID == SMSRHarness.smsrID)
+        #expect(back.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: h.eid, iccid: SMSRHarness.iccidB),
+                                   context: RequestContext(caller: SMSRHarness.otherMNO)).functionExecutionStatus == .success)
+    }
+
+    @Test("refusals before anything changes: not prepared, unknown target, a caller without a Profile there, already managed")
+    func refusals() throws {
+        let h = try ChangeHarness()
+        defer { h.cleanUp() }
+        try h.registerCard()
+        // The new SM-SR was not prepared: it refuses the handover; the card stays.
+        let unprepared = h.change("c1")
+        #expect(unprepared.functionExecutionStatus.status == .failed && unprepared.functionExecutionStatus.codes == "8.7/3.8")
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x01, 0x40])
+        try h.expectManaged(by: 1)
+        // An unknown target SM-SR.
+        let unknown = h.one.smsr.smsrChange(ES4.SMSRChangeRequest(functionCallIdentifier: "c2", eid: h.eid, targetSMSRID: "1.3.6.1.4.1.99999.2.9"),
+                                             context: ChangeHarness.caller)
+        #expect(unknown.functionExecutionStatus.codes == "8.7/3.9")
+        // An Operator with no Profile there (the SP's caller is not even allowed).
+        let other = h.one.smsr.smsrChange(ES4.SMSRChangeRequest(functionCallIdentifier: "c3", eid: h.eid, targetSMSRID: ChangeHarness.smsr2ID),
+                                           context: RequestContext(caller: SMSRHarness.sp))
+        #expect(other.functionExecutionStatus.codes == "1.1/1.2")
+        // Prepare twice is fine; a prepare for an eUICC SM-SR2 already has is refused.
+        #expect(h.prepare("p1").functionExecutionStatus == .success)
+        #expect(h.change("c4").functionExecutionStatus == .success)
+        #expect(h.prepare("p2").functionExecutionStatus.codes == "8.1.1/3.3")
+    }
+
+    @Test("the card rejects a CERT.SR.ECDSA from another CI: FAILED, the card stays with the current SM-SR")
+    func cardRejectsCertificate() throws {
+        let rogueCI = try ECPrivateKey(generatingOn: .p256)
+        let key = try ECPrivateKey(generatingOn: .p256)
+        let pki = try TestPKI.generate(curve: .p256)
+        let certificate = try GPCertificateVerifier.sign(
+            GPCertificate(serialNumber: [9], caIdentifier: [1, 2, 3, 4, 5, 6, 7, 8], subjectIdentifier: Array("rogue".utf8), keyUsage: [0x00, 0x82],
+                          expirationDate: pki.smsr2.certificate!.expirationDate, discretionaryData: [TLV(0xC8, [0x02])],
+                          publicKeyPoint: key.publicKey.x962Representation, keyParameterReference: Curve.p256.keyParameterReference),
+            with: rogueCI)
+        let h = try ChangeHarness(credential: GPCredential(certificate: certificate, key: key))
+        defer { h.cleanUp() }
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        let response = h.change()
+        #expect(response.functionExecutionStatus.status == .failed && response.functionExecutionStatus.codes == "8.7/6.1", "\(response.functionExecutionStatus)")
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x01, 0x40])
+        try h.expectManaged(by: 1)
+        #expect(h.enable(at: h.one.smsr, SMSRHarness.iccidB, fci: "after").status == .failed)  // B is the other MNO's: refused by rights, not by a lock
+        #expect(h.one.smsr.disableProfile(ES4.DisableProfileRequest(functionCallIdentifier: "d", eid: h.eid, iccid: SMSRHarness.iccidA),
+                                          context: ChangeHarness.caller).functionExecutionStatus.codes != "8.1/4.4")
+    }
+
+    @Test("a receipt that does not match: FAILED before the commit point; a later attempt succeeds")
+    func receiptMismatch() throws {
+        var h = try ChangeHarness()
+        defer { h.cleanUp() }
+        h.toOne.tamper = { response in
+            guard var keySet = response as? ES7.CreateAdditionalKeySetResponse else { return response }
+            var receipt = keySet.receipt.bytes
+            receipt[0] ^= 0x01
+            keySet.receipt = HexBinary(receipt)
+            return keySet
+        }
+        h.link()
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        let response = h.change()
+        #expect(response.functionExecutionStatus.codes == "8.3/6.1", "\(response.functionExecutionStatus)")
+        try h.expectManaged(by: 1)
+        #expect(try h.two.store.read { try $0.eis(h.eid) } == nil)
+        // The card kept the old key sets (and an orphan set 2 nobody can use): a new attempt replaces it.
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x01, 0x02, 0x40])
+        h.toOne.tamper = { $0 }
+        h.link()
+        #expect(h.prepare("p2").functionExecutionStatus == .success)
+        #expect(h.change("c2").functionExecutionStatus == .success)
+        try h.expectManaged(by: 2)
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x02, 0x41])
+    }
+
+    @Test("the ValidityPeriod ends at each step: EXPIRED before the commit point, success after it",
+          arguments: ["ES7-HandoverEUICCRequest", "ES7-AuthenticateSMSRRequest", "ES7-CreateAdditionalKeySetRequest", "after"])
+    func expiry(step: String) throws {
+        var h = try ChangeHarness()
+        defer { h.cleanUp() }
+        let clock = h.one.clock
+        if step == "after" {
+            // Time passes once the receipt is verified: the change still completes.
+            h.toOne.tamper = { response in
+                if response is ES7.CreateAdditionalKeySetResponse { clock.advance(600) }
+                return response
+            }
+        } else {
+            h.toTwo.before = { name in if name == step { clock.advance(600) } }
+            h.toOne.before = { name in if name == step { clock.advance(600) } }
+        }
+        h.link()
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        let response = h.change(validity: 300)
+        if step == "after" {
+            #expect(response.functionExecutionStatus == .success, "\(response.functionExecutionStatus)")
+            try h.expectManaged(by: 2)
+        } else {
+            #expect(response.functionExecutionStatus.status == .expired, "\(step): \(response.functionExecutionStatus)")
+            try h.expectManaged(by: 1)
+            #expect(h.one.fleet.card(at: 0).deletedFactoryKeySets.isEmpty)
+        }
+    }
+
+    @Test("the current SM-SR killed before the handover: recovery hands the card over; the Operator's retry gets the answer")
+    func currentKilled() throws {
+        var h = try ChangeHarness(faults1: SMSRFaults(crashAt: .changeBeforeHandover))
+        defer { h.cleanUp() }
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        let died = h.change()
+        #expect(died.functionExecutionStatus.status == .failed)
+        // Meanwhile the eUICC is locked at SM-SR1.
+        try h.restartOne()
+        #expect(h.one.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "busy", eid: h.eid, iccid: SMSRHarness.iccidB),
+                                        context: RequestContext(caller: SMSRHarness.otherMNO)).functionExecutionStatus.codes == "8.1/4.4")
+        #expect(try h.one.smsr.recover() == 1)
+        try h.expectManaged(by: 2)
+        #expect(h.change().functionExecutionStatus == .success)
+    }
+
+    @Test("the new SM-SR killed before the commit point: the change fails and the current SM-SR keeps the card")
+    func newKilledBeforeCommit() throws {
+        var h = try ChangeHarness(faults2: SMSRFaults(crashAt: .changeBeforeCommit))
+        defer { h.cleanUp() }
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        let unknown = h.change()
+        #expect(unknown.functionExecutionStatus.codes == "1.2/4.2")  // not known yet: retry later
+        try h.restartTwo()
+        #expect(try h.two.recover() == 1)
+        try h.restartOne()
+        #expect(try h.one.smsr.recover() == 1)
+        let answer = h.change()
+        #expect(answer.functionExecutionStatus.status == .failed && answer.functionExecutionStatus.codes == "1.2/4.2", "\(answer.functionExecutionStatus)")
+        try h.expectManaged(by: 1)
+        #expect(try h.two.store.read { try $0.eis(h.eid) } == nil)
+    }
+
+    @Test("the new SM-SR killed after the commit point: recovery finalises, the current SM-SR lets go")
+    func newKilledAfterCommit() throws {
+        var h = try ChangeHarness(faults2: SMSRFaults(crashAt: .changeAfterCommit))
+        defer { h.cleanUp() }
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        #expect(h.change().functionExecutionStatus.codes == "1.2/4.2")
+        // The card has both key sets; SM-SR2 already holds the EIS; SM-SR1 keeps the eUICC locked.
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x01, 0x02, 0x40])
+        #expect(h.one.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "busy", eid: h.eid, iccid: SMSRHarness.iccidB),
+                                        context: RequestContext(caller: SMSRHarness.otherMNO)).functionExecutionStatus.codes == "8.1/4.4")
+        try h.restartTwo()
+        #expect(try h.two.recover() == 1)
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x02, 0x41])
+        #expect(try h.one.smsr.recover() == 1)
+        try h.expectManaged(by: 2)
+        #expect(h.change().functionExecutionStatus == .success)
+    }
+
+    @Test("an Operator's Lua allow-list refuses the change on the current and on the new SM-SR")
+    func luaAllowList() throws {
+        let h = try ChangeHarness()
+        defer { h.cleanUp() }
+        // A bundle for the test MNO with the example policy and an allow-list without SM-SR2 / SM-SR1.
+        let bundles = h.one.directory.appendingPathComponent("policies")
+        let own = bundles.appendingPathComponent("mno")
+        try FileManager.default.createDirectory(at: own, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: SMSRHarness.repository.appendingPathComponent("policies/example-operator/smsr_change.lua"),
+                                         to: own.appendingPathComponent("smsr_change.lua"))
+        try """
+            return {
+              name = "mno", version = "1.0.0", operator = "\(SMSRHarness.mno.text)",
+              on_error = { pol2 = "fail-closed", routing = "fail-open", onc = "fail-open" },
+              plugins = { "sgp02-pol2", "notification-router", "onc-filter" },
+              policies = { "smsr_change.lua" },
+              conf = { smsr_allow_list = { "1.3.6.1.4.1.99999.2.7" } },
+            }
+            """.write(to: own.appendingPathComponent("bundle.lua"), atomically: true, encoding: .utf8)
+        let loader = PolicyLoader(pluginPaths: [SMSRHarness.repository.appendingPathComponent("plugins").path])
+        for smsr in [h.one.smsr, h.two] { try smsr.policy.reload(directory: own.path, loader: loader) }
+        try h.registerCard()
+        let prepared = h.prepare()
+        #expect(prepared.functionExecutionStatus.codes == "8.7/1.2", "\(prepared.functionExecutionStatus)")
+        let changed = h.change()
+        #expect(changed.functionExecutionStatus.codes == "8.7/1.2", "\(changed.functionExecutionStatus)")
+        try h.expectManaged(by: 1)
+    }
+}
