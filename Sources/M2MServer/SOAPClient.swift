@@ -167,6 +167,10 @@ public struct SOAPES3Endpoint: ES3Endpoint {
     }
 }
 
+/// The same client is how one SM-SR calls another over ES7 (SM-SR change): the other's `/ES7` endpoint.
+extension SOAPES3Endpoint: ES7Endpoint {}
+public typealias SOAPES7Endpoint = SOAPES3Endpoint
+
 /// Delivers a role's outbox over SOAP: each row as a notification (or, with `relatesTo`, as the
 /// asynchronous response it is) to its recipient's endpoint; rows routed "ES2 through the SM-DP" to
 /// that SM-DP's ES3 endpoint. 2xx delivered; 4xx rejected for good; anything else retried by the

@@ -40,7 +40,7 @@ extension SOAPOutcome {
     }
 }
 
-/// The SM-SR's ES1, ES3, ES4 and ES4A endpoints.
+/// The SM-SR's ES1, ES3, ES4, ES4A and ES7 endpoints.
 public struct SMSRService: SOAPService {
     public let smsr: SMSR
     public let interfaces: Set<Interface>
@@ -75,6 +75,10 @@ public struct SMSRService: SOAPService {
         case let r as ES4A.GetPLMARequest: return .response(smsr.getPLMA(r, context: context))
         case let r as ES4A.SetONCRequest: return .response(smsr.setONC(r, context: context))
         case let r as ES4A.GetONCRequest: return .response(smsr.getONC(r, context: context))
+        // ES7 (another SM-SR, at an SM-SR change)
+        case let r as ES7.HandoverEUICCRequest: return .response(smsr.handoverEUICC(r, context: context))
+        case let r as ES7.AuthenticateSMSRRequest: return .response(smsr.authenticateSMSR(r, context: context))
+        case let r as ES7.CreateAdditionalKeySetRequest: return .response(smsr.createAdditionalKeySet(r, context: context))
         // ES3: the same mapping as an in-process SM-DP uses.
         case let r as any SGP02Request where r.descriptor.function.interface == .es3:
             func call<R: SGP02Request>(_ request: R) -> SOAPOutcome {

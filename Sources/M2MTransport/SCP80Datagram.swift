@@ -84,6 +84,7 @@ public enum SCP80Datagram {
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Synchronization
 
 /// An `EUICCTransport` to cards served by another process over the loopback UDP framing above
@@ -159,3 +160,88 @@ public final class SCP80DatagramTransport: EUICCTransport, @unchecked Sendable {
 
     public var runsScripts: Bool { false }
 }
+
+// MARK: - The server side
+
+/// Serves cards over the loopback UDP framing: `workers` threads each read a request datagram,
+/// answer it with `SCP80Datagram.handle` and send the answer back, until `stop()`. `m2mrsp emulate
+/// --serve-scp80` serves a fleet with it, and `m2mrsp serve` its built-in fleet (so another SM-SR
+/// process can reach the same cards, as at an SM-SR change).
+public final class SCP80DatagramServer: @unchecked Sendable {
+    let socket: Int32
+    let transport: any EUICCTransport
+    let onTrigger: (@Sendable (EID, AdminSessionTrigger) -> Void)?
+    let stopping = Atomic<Bool>(false)
+    let group = DispatchGroup()
+    let answered = Atomic<Int>(0)
+    /// Datagrams answered so far.
+    public var served: Int { answered.load(ordering: .relaxed) }
+    /// The port bound (useful when 0 was asked for).
+    public let port: UInt16
+
+    /// Binds `host:port` (IPv4).
+    public init(host: String, port: UInt16, transport: any EUICCTransport,
+                onAdminSessionTrigger: (@Sendable (EID, AdminSessionTrigger) -> Void)? = nil) throws(TransportError) {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
+            throw TransportError(.unreachable, "'\(host)' is not an IPv4 address")
+        }
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard socket >= 0 else { throw TransportError(.unreachable, "cannot open a UDP socket") }
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(socket)
+            throw TransportError(.unreachable, "cannot bind \(host):\(port): \(reason)")
+        }
+        var actual = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) } }
+        self.port = UInt16(bigEndian: actual.sin_port)
+        self.socket = socket
+        self.transport = transport
+        self.onTrigger = onAdminSessionTrigger
+    }
+
+    /// Starts `workers` threads.
+    public func start(workers: Int) {
+        for _ in 0..<max(1, workers) {
+            group.enter()
+            let thread = Thread { [self] in
+                defer { group.leave() }
+                var buffer = [UInt8](repeating: 0, count: 65_536)
+                while !stopping.load(ordering: .relaxed) {
+                    var peer = sockaddr_storage()
+                    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                    let received = withUnsafeMutablePointer(to: &peer) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(socket, &buffer, buffer.count, 0, $0, &length) }
+                    }
+                    guard received > 0 else { continue }
+                    let answer = SCP80Datagram.handle(Array(buffer[0..<received]), transport: transport, onAdminSessionTrigger: onTrigger)
+                    _ = withUnsafePointer(to: &peer) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, answer, answer.count, 0, $0, length) }
+                    }
+                    answered.add(1, ordering: .relaxed)
+                }
+            }
+            thread.start()
+        }
+    }
+
+    /// Stops the workers (each notices within 0.2 s) and closes the socket.
+    public func stop() {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        group.wait()
+        close(socket)
+    }
+
+    /// Waits until the workers stop (another thread calls `stop()`).
+    public func wait() { group.wait() }
+}
+

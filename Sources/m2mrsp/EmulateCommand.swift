@@ -314,18 +314,8 @@ struct EmulateCommand: ParsableCommand {
     }
 
     func serve(_ fleet: Fleet, on text: String) throws {
-        var address = try Self.address(text)
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard socket >= 0 else { throw EmulateFailure("cannot open a UDP socket") }
-        defer { close(socket) }
-        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw EmulateFailure("cannot bind \(text): \(String(cString: strerror(errno)))") }
-        signal(SIGINT) { _ in EmulateCommand.stop.store(true, ordering: .relaxed) }
-        signal(SIGTERM) { _ in EmulateCommand.stop.store(true, ordering: .relaxed) }
+        let parts = text.split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1]) else { throw ValidationError("'\(text)' is not HOST:PORT") }
         let transport = InProcessTransport(fleet: fleet)
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let adminOverride = try adminServer.map { text -> (String, UInt16) in
@@ -351,34 +341,19 @@ struct EmulateCommand: ParsableCommand {
                 }
             }
         }
+        let server = try SCP80DatagramServer(host: String(parts[0]), port: port, transport: transport, onAdminSessionTrigger: onTrigger)
+        signal(SIGINT) { _ in EmulateCommand.stop.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in EmulateCommand.stop.store(true, ordering: .relaxed) }
         let deadline = serveSeconds.map { Date().addingTimeInterval($0) }
         FileHandle.standardError.write(Data("serving SCP80 for \(fleet.count) cards on udp://\(text) with \(workers) workers (framing: docs/emulator.md); Ctrl-C stops\n".utf8))
-        let served = Atomic<Int>(0)
-        let group = DispatchGroup()
-        for _ in 0..<workers {
-            group.enter()
-            Thread.detachNewThread {
-                var buffer = [UInt8](repeating: 0, count: 65_536)
-                while !EmulateCommand.stop.load(ordering: .relaxed) {
-                    if let deadline, Date() >= deadline { break }
-                    var peer = sockaddr_storage()
-                    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                    let received = withUnsafeMutablePointer(to: &peer) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(socket, &buffer, buffer.count, 0, $0, &length) }
-                    }
-                    guard received > 0 else { continue }
-                    let answer = SCP80Datagram.handle(Array(buffer[0..<received]), transport: transport, onAdminSessionTrigger: onTrigger)
-                    _ = withUnsafePointer(to: &peer) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, answer, answer.count, 0, $0, length) }
-                    }
-                    served.add(1, ordering: .relaxed)
-                }
-                group.leave()
-            }
+        server.start(workers: workers)
+        while !EmulateCommand.stop.load(ordering: .relaxed) {
+            if let deadline, Date() >= deadline { break }
+            Thread.sleep(forTimeInterval: 0.1)
         }
-        group.wait()
+        server.stop()
         sessions.wait()
-        FileHandle.standardError.write(Data("stopped after \(served.load(ordering: .relaxed)) datagrams\n".utf8))
+        FileHandle.standardError.write(Data("stopped after \(server.served) datagrams\n".utf8))
     }
 
     static let stop = Atomic<Bool>(false)

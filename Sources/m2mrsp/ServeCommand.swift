@@ -38,12 +38,22 @@ struct ServeConfiguration: Codable {
         var fleetSeed: String?
         /// Register the fleet's EIS at start as their EUM would (default true; false: register them with ES1.RegisterEIS).
         var register: Bool?
+        /// The PKI role this SM-SR is (`smsr` by default; `smsr2` for a second SM-SR, as at an SM-SR change).
+        var identity: String?
+        /// Other SM-SRs this one works with over ES7 (SM-SR change): PKI role → base URL (`<url>/ES7`).
+        var peers: [String: String]?
+        /// Cards served by another process over the loopback SCP80 framing (HOST:PORT), instead of `cards`.
+        var scp80: String?
+        /// Serve the built-in fleet over the loopback SCP80 framing too (HOST:PORT), so another SM-SR can reach it.
+        var serveSCP80: String?
     }
 
     struct SMDPPart: Codable {
         var port: Int
         /// The SM-SR's base URL (its ES3 endpoint is `<url>/ES3`).
         var smsr: String
+        /// More SM-SRs (PKI role → base URL): where Profiles go after an SM-SR change.
+        var otherSMSRs: [String: String]?
     }
 
     /// A `m2mrsp pki init` directory.
@@ -242,6 +252,7 @@ final class ServeNode: @unchecked Sendable {
     let pki: PKIDirectory
     let group = MultiThreadedEventLoopGroup(numberOfThreads: max(2, ProcessInfo.processInfo.activeProcessorCount))
     var servers: [SOAPServer] = []
+    var datagramServers: [SCP80DatagramServer] = []
     var clients: [SOAPClient] = []
     var dispatchers: [(name: String, dispatcher: OutboxDispatcher)] = []
     var engines: [PolicyEngine] = []
@@ -297,7 +308,7 @@ final class ServeNode: @unchecked Sendable {
         configuration.wsdls = wsdls.mapValues { "\(wsdlDirectory)/\($0)" }
         configuration.callbacks = callbacks
         let registry = self.registry
-        let role = folder == "smsr" ? "SM-SR" : "SM-DP"
+        let role = folder.hasPrefix("smsr") ? "SM-SR" : "SM-DP"
         let durations = registry.makeDurationHistogram(
             name: "m2mrsp_soap_request_duration_seconds", labels: [("role", role)],
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10)],
@@ -351,13 +362,25 @@ final class ServeNode: @unchecked Sendable {
     }
 
     func startSMSR(_ part: ServeConfiguration.SMSRPart, parties: [Party]) throws {
-        let smsrID = try pki.id("smsr")
+        let folder = part.identity ?? "smsr"
+        let smsrID = try pki.id(folder)
         let ci = try X509Certificate(pem: try pki.text("ci/ci.crt.pem"))
         let eum = try X509Certificate(pem: try pki.text("eum/eum.crt.pem"))
         var configuration = SMSRConfiguration(smsrID: smsrID,
                                               storageKey: try StorageKeyFile.load(dataURL.appendingPathComponent("smsr.key").path, create: true, role: "SM-SR"))
         configuration.acceptClearISDRKeys = true  // the built-in fleet's EIS carry their keys in clear (test cards)
+        // CERT.SR.ECDSA and its key: what this SM-SR shows a card it takes over at an SM-SR change.
+        let certificateFile = pki.root.appendingPathComponent("\(folder)/cert-sr-ecdsa.gpcert")
+        if FileManager.default.fileExists(atPath: certificateFile.path) {
+            configuration.credentials = [GPCredential(certificate: try GPCertificate(encoded: Array(try Data(contentsOf: certificateFile))),
+                                                      key: try ECPrivateKey(pkcs8: Array(try pki.key("\(folder)/sk-sr-ecdsa.key.pem").utf8)))]
+        }
         var transport: any EUICCTransport = SMSRCommand.NoCards()
+        if let scp80 = part.scp80 {
+            let parts = scp80.split(separator: ":")
+            guard parts.count == 2, let port = UInt16(parts[1]) else { throw ServeFailure("smsr.scp80 '\(scp80)' is not HOST:PORT") }
+            transport = try SCP80DatagramTransport(host: String(parts[0]), port: port)
+        }
         if let cards = part.cards, cards > 0 {
             let eumKey = try ECPrivateKey(pkcs8: Array(try pki.key("eum/eum.key.pem").utf8))
             let issuer = EUMIssuer(key: eumKey, eumID: try pki.id("eum"))
@@ -371,12 +394,26 @@ final class ServeNode: @unchecked Sendable {
                 log.info("fleet created", ["cards": "\(cards)"])
             }
             transport = InProcessTransport(fleet: fleet!)
+            if let listen = part.serveSCP80 {
+                let parts = listen.split(separator: ":")
+                guard parts.count == 2, let port = UInt16(parts[1]) else { throw ServeFailure("smsr.serveSCP80 '\(listen)' is not HOST:PORT") }
+                let server = try SCP80DatagramServer(host: String(parts[0]), port: port, transport: transport)
+                server.start(workers: 2)
+                datagramServers.append(server)
+                log.info("fleet served over SCP80/UDP", ["address": "udp://\(parts[0]):\(server.port)"])
+            }
         }
         let store = try SQLiteSMSRStore(path: dataURL.appendingPathComponent("smsr.sqlite").path, codec: XMLDocumentCodec())
         let smsr = try SMSR(configuration: configuration, trust: SMSRTrust(ci: ci, eums: [try pki.id("eum"): eum]), store: store, policy: try engine(),
                             transport: transport)
         for party in parties { try smsr.register(party) }
         self.smsr = smsr
+        let client = try client(folder, id: smsrID, base: "\(scheme)://\(host):\(part.port)")
+        for (role, url) in part.peers ?? [:] {
+            let peerID = try pki.id(role)
+            try smsr.register(Party(oid: peerID, role: .smsr))
+            smsr.connect(smsr: peerID, endpoint: SOAPES7Endpoint(client: client, smsr: EndpointAddress(address: "\(url)/ES7", entityID: peerID)))
+        }
         let recovered = try smsr.recover()
         log.info("SM-SR recovery", ["operations": "\(recovered)"])
         // The built-in fleet's cards are registered as their EUM would (once).
@@ -395,16 +432,17 @@ final class ServeNode: @unchecked Sendable {
                 log.info("fleet registered", ["cards": "\(requests.count)", "refused": "\(refused.count)"])
             }
         }
-        let client = try client("smsr", id: smsrID, base: "\(scheme)://\(host):\(part.port)")
-        let port = try server("smsr", id: smsrID, port: part.port,
+        let port = try server(folder, id: smsrID, port: part.port,
                               endpoints: ["/ES1": SMSRService(smsr: smsr, interfaces: [.es1]), "/ES3": SMSRService(smsr: smsr, interfaces: [.es3]),
-                                          "/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES4A": SMSRService(smsr: smsr, interfaces: [.es4a])],
+                                          "/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES4A": SMSRService(smsr: smsr, interfaces: [.es4a]),
+                                          "/ES7": SMSRService(smsr: smsr, interfaces: [.es7])],
                               wsdls: ["/ES1": "gsma/ES1_SMSR.wsdl", "/ES3": "gsma/ES3_SMSR.wsdl", "/ES4": "gsma/ES4_SMSR.wsdl", "/ES4A": "m2mrsp/ES4A_SMSR.wsdl",
+                                      "/ES7": "gsma/ES7_SMSR.wsdl",
                                       "/ES1?v4": "m2mrsp/ES1_SMSR-v4.wsdl", "/ES3?v4": "m2mrsp/ES3_SMSR-v4.wsdl", "/ES4?v4": "m2mrsp/ES4_SMSR-v4.wsdl"],
                               client: client)
         dispatchers.append(("SM-SR", OutboxDispatcher(store: store, delivery: SOAPNotificationDelivery(client: client, directory: try directory()),
                                                       clock: SystemClock())))
-        log.info("SM-SR serving", ["id": smsrID.text, "url": "\(scheme)://\(host):\(port)", "endpoints": "/ES1 /ES3 /ES4 /ES4A"])
+        log.info("SM-SR serving", ["id": smsrID.text, "url": "\(scheme)://\(host):\(port)", "endpoints": "/ES1 /ES3 /ES4 /ES4A /ES7"])
     }
 
     func startSMDP(_ part: ServeConfiguration.SMDPPart, parties: [Party]) throws {
@@ -417,8 +455,12 @@ final class ServeNode: @unchecked Sendable {
         let client = try client("smdp", id: smdpID, base: "\(scheme)://\(host):\(part.port)")
         let smsrID = try pki.id("smsr")
         let store = try SQLiteSMDPStore(path: dataURL.appendingPathComponent("smdp.sqlite").path)
-        let smdp = try SMDP(configuration: configuration, store: store, policy: try engine(),
-                            smsrs: [smsrID: SOAPES3Endpoint(client: client, smsr: EndpointAddress(address: "\(part.smsr)/ES3", entityID: smsrID))])
+        var smsrs: [OID: any ES3Endpoint] = [smsrID: SOAPES3Endpoint(client: client, smsr: EndpointAddress(address: "\(part.smsr)/ES3", entityID: smsrID))]
+        for (role, url) in part.otherSMSRs ?? [:] {
+            let id = try pki.id(role)
+            smsrs[id] = SOAPES3Endpoint(client: client, smsr: EndpointAddress(address: "\(url)/ES3", entityID: id))
+        }
+        let smdp = try SMDP(configuration: configuration, store: store, policy: try engine(), smsrs: smsrs)
         for party in parties where party.role == .mno { try smdp.register(party) }
         self.smdp = smdp
         let port = try server("smdp", id: smdpID, port: part.port,
@@ -495,6 +537,7 @@ final class ServeNode: @unchecked Sendable {
 
     func stop() {
         for server in servers { server.shutdown() }
+        for server in datagramServers { server.stop() }
         running.store(false, ordering: .relaxed)
         _ = worker.wait(timeout: .now() + 30)
         deliverOutboxes()

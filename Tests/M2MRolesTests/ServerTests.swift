@@ -216,6 +216,69 @@ struct ServerTests {
         #expect(try n.d.sr.outbox().filter { $0.smdp == H.smdp }.allSatisfy { $0.state == .delivered })
     }
 
+    @Test("SM-SR change over HTTPS: PrepareSMSRChange and an asynchronous SMSRChange (202, then the callback), ES7 between two SM-SR servers over mutual TLS")
+    func smsrChange() throws {
+        let h = try ChangeHarness()
+        defer { h.cleanUp() }
+        let pki = h.one.pki
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        defer { try? group.syncShutdownGracefully() }
+        let client1 = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/smsr", entityID: H.smsrID),
+                                     tls: Self.credentials(pki.smsr, pki, server: false), group: group)
+        let client2 = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/smsr2", entityID: ChangeHarness.smsr2ID),
+                                     tls: Self.credentials(pki.smsr2, pki, server: false), group: group)
+        func server(_ smsr: SMSR, _ role: TestPKI.Role, _ client: SOAPClient) throws -> (SOAPServer, Int) {
+            let server = SOAPServer(
+                configuration: SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/ES4", entityID: role.entityID),
+                                                        tls: Self.credentials(role, pki, server: true)),
+                endpoints: ["/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES7": SMSRService(smsr: smsr, interfaces: [.es7])],
+                client: client, group: group)
+            return (server, try server.start())
+        }
+        let (server1, port1) = try server(h.one.smsr, pki.smsr, client1)
+        let (server2, port2) = try server(h.two, pki.smsr2, client2)
+        let receiver = RecordingReceiver()
+        let mnoServer = SOAPServer(configuration: SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/mno", entityID: H.mno),
+                                                                           tls: Self.credentials(pki.mno, pki, server: true)),
+                                   endpoints: ["/callbacks": receiver], client: nil, group: group)
+        let mnoPort = try mnoServer.start()
+        let mno = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1:\(mnoPort)/callbacks", entityID: H.mno),
+                                 tls: Self.credentials(pki.mno, pki, server: false), group: group)
+        defer {
+            for client in [client1, client2, mno] { client.shutdown() }
+            for server in [server1, server2, mnoServer] { server.shutdown(grace: 2) }
+        }
+        // The SM-SRs reach each other over ES7 (SOAP, mutual TLS), not in process.
+        h.one.smsr.connect(smsr: ChangeHarness.smsr2ID, endpoint: SOAPES7Endpoint(
+            client: client1, smsr: EndpointAddress(address: "https://127.0.0.1:\(port2)/ES7", entityID: ChangeHarness.smsr2ID)))
+        h.two.connect(smsr: H.smsrID, endpoint: SOAPES7Endpoint(
+            client: client2, smsr: EndpointAddress(address: "https://127.0.0.1:\(port1)/ES7", entityID: H.smsrID)))
+        try h.registerCard()
+        let es4one = EndpointAddress(address: "https://127.0.0.1:\(port1)/ES4", entityID: H.smsrID)
+        let es4two = EndpointAddress(address: "https://127.0.0.1:\(port2)/ES4", entityID: ChangeHarness.smsr2ID)
+        let callbacks = EndpointAddress(address: "https://127.0.0.1:\(mnoPort)/callbacks", entityID: H.mno)
+        let prepare = ES4.PrepareSMSRChangeRequest(functionCallIdentifier: "p", eid: h.eid, currentSMSRID: H.smsrID)
+        guard case .envelope(let prepared) = try mno.post(mno.envelope(prepare, to: es4two), to: es4two.uri) else { Issue.record("no answer"); return }
+        #expect((prepared.message as? ES4.PrepareSMSRChangeResponse)?.functionExecutionStatus == .success)
+        let change = ES4.SMSRChangeRequest(functionCallIdentifier: "c", validityPeriod: 600, eid: h.eid, targetSMSRID: ChangeHarness.smsr2ID)
+        let envelope = mno.envelope(change, to: es4one, replyTo: callbacks)
+        guard case .accepted = try mno.post(envelope, to: es4one.uri) else { Issue.record("not accepted with 202"); return }
+        let received = receiver.wait(for: 1, seconds: 60)
+        try #require(received.count == 1)
+        let response = try #require(received[0].message as? ES4.SMSRChangeResponse)
+        #expect(response.functionExecutionStatus == .success, "\(response.functionExecutionStatus)")
+        #expect(received[0].caller == H.smsrID && received[0].header.relatesTo == envelope.header.messageID?.uri)
+        // The new SM-SR manages the card over HTTPS; the old one no longer knows it.
+        let enable = ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: h.eid, iccid: H.iccidB)
+        guard case .envelope(let enabled) = try mno.post(mno.envelope(enable, to: es4two), to: es4two.uri) else { Issue.record("no answer"); return }
+        // B belongs to the other Operator: refused by rights at the new SM-SR (it knows the Profile), 8.1.1/3.9 at the old one.
+        #expect((enabled.message as? ES4.EnableProfileResponse)?.functionExecutionStatus.codes == "8.2.1/1.2")
+        guard case .envelope(let old) = try mno.post(mno.envelope(ES4.EnableProfileRequest(functionCallIdentifier: "e2", eid: h.eid, iccid: H.iccidA), to: es4one),
+                                                    to: es4one.uri) else { Issue.record("no answer"); return }
+        #expect((old.message as? ES4.EnableProfileResponse)?.functionExecutionStatus.codes == "8.1.1/3.9")
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x02, 0x41])
+    }
+
     @Test("Malformed envelopes get a SOAP Fault (400), oversized bodies 413, unknown paths 404, ?wsdl the GSMA WSDL")
     func badInput() throws {
         let n = try Network()

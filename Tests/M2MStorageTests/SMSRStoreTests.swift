@@ -36,7 +36,7 @@ struct SMSRStoreTests {
             }
             #expect(mode == "wal")
             #expect(foreignKeys == 1)
-            #expect(versions == [1, 2, 3, 4])
+            #expect(versions == [1, 2, 3, 4, 5])
             try store.database.write { try $0.run("INSERT INTO schema_migration(version, name, applied_at) VALUES (99, 'future', 'x')") }
             store.database.close()
         }
