@@ -5,7 +5,9 @@
 # step with `m2mrsp call`, each printed with its status:
 #   register an eUICC (ES1) → download two Profiles via ES2 (one asynchronous) → enable one via ES4 →
 #   a PLMA for the M2M SP (ES4A) and an enable by the M2M SP → the fall-back attribute and a disable
-#   that falls back → an ONC that filters a notification → a POL2 refusal from the Lua policy.
+#   that falls back → an ONC that filters a notification → a POL2 refusal from the Lua policy →
+#   an SM-SR change to a second SM-SR process (ES4.PrepareSMSRChange, ES4.SMSRChange, ES7 between the
+#   two over mutual TLS, the ISD-R re-keyed on the card) and the new SM-SR managing the card.
 # With DEMO_SERVE=1 (interactive `make demo`), the servers then keep serving until Ctrl-C, and the
 # script prints how to call them.
 set -euo pipefail
@@ -22,10 +24,10 @@ trap cleanup EXIT
 n=0
 step() { n=$((n+1)); printf '\n\033[1m── %d. %s\033[0m\n' "$n" "$*"; }
 fail() { echo "demo-scenario: FAILED: $*" >&2; tail -20 "$work/serve.log" >&2 || true; exit 1; }
-MNO=1.3.6.1.4.1.99999.4.1 SP=1.3.6.1.4.1.99999.5.1 SMSR=1.3.6.1.4.1.99999.2.1
+MNO=1.3.6.1.4.1.99999.4.1 SP=1.3.6.1.4.1.99999.5.1 SMSR=1.3.6.1.4.1.99999.2.1 SMSR2=1.3.6.1.4.1.99999.2.2 SMDP=1.3.6.1.4.1.99999.3.1
 
 source scripts/lib/common.sh
-read -r smsr_port smdp_port mno_port sp_port callback_port < <(free_ports 5)
+read -r smsr_port smdp_port mno_port sp_port callback_port smsr2_port udp_port < <(free_ports 7)
 
 # What a call answered: the status and, when it failed, its codes.
 status() {
@@ -46,7 +48,7 @@ EOF
 call() { local out=$1; shift; "$bin" call --pki "$work/pki" "$@" >"$out" 2>"$out.err" || true; [[ -s "$out" ]] || fail "no answer: $(cat "$out.err")"; status "$out"; }
 expect() { grep -q "$2" "$1" || fail "expected $2 in $(cat "$1")"; }
 
-step "A dev PKI (P-256: CI, EUM, SM-DP, SM-SR, MNO, M2M SP; TLS CA and identities)"
+step "A dev PKI (P-256: CI, EUM, SM-DP, two SM-SRs, MNO, M2M SP; TLS CA and identities)"
 "$bin" pki init "$work/pki" --curve p256 | head -1
 
 step "The SM-DP's inventory: Profile Type DEMO-TYPE of the MNO, a TS.48 template, 4 ICCIDs"
@@ -56,8 +58,9 @@ step "Serve: SM-SR :$smsr_port (2 emulated eUICCs, not yet registered) and SM-DP
 cat > "$work/serve.json" <<EOF
 {
   "pki": "$work/pki", "data": "$work/data", "plugins": "plugins", "policies": "policies",
-  "smsr": { "port": $smsr_port, "cards": 2, "fleetSeed": "demo", "register": false },
-  "smdp": { "port": $smdp_port, "smsr": "https://127.0.0.1:$smsr_port" },
+  "smsr": { "port": $smsr_port, "cards": 2, "fleetSeed": "demo", "register": false,
+            "serveSCP80": "127.0.0.1:$udp_port", "peers": { "smsr2": "https://127.0.0.1:$smsr2_port" } },
+  "smdp": { "port": $smdp_port, "smsr": "https://127.0.0.1:$smsr_port", "otherSMSRs": { "smsr2": "https://127.0.0.1:$smsr2_port" } },
   "endpoints": { "$MNO": "https://127.0.0.1:$mno_port/notifications", "$SP": "https://127.0.0.1:$sp_port/notifications" },
   "outboxInterval": 0.2
 }
@@ -134,6 +137,42 @@ call "$work/r12.json" ES4.DisableProfile --to "https://127.0.0.1:$smsr_port/ES4"
 expect "$work/r12.json" '"subject" : "8.2.3"'
 settle
 
+step "A second SM-SR in its own process (SM-SR2 :$smsr2_port): it reaches the cards over SCP80 (loopback UDP) and SM-SR1 over ES7"
+cat > "$work/serve2.json" <<EOF
+{
+  "pki": "$work/pki", "data": "$work/data2", "plugins": "plugins", "policies": "policies",
+  "smsr": { "port": $smsr2_port, "identity": "smsr2", "scp80": "127.0.0.1:$udp_port", "peers": { "smsr": "https://127.0.0.1:$smsr_port" } },
+  "endpoints": { "$MNO": "https://127.0.0.1:$mno_port/notifications", "$SP": "https://127.0.0.1:$sp_port/notifications",
+                 "$SMDP": "https://127.0.0.1:$smdp_port/ES3" },
+  "outboxInterval": 0.2
+}
+EOF
+"$bin" serve --config "$work/serve2.json" >"$work/serve2.log" 2>&1 &
+pids+=($!)
+wait_serving "$work/serve2.log" "${pids[-1]}" "SM-SR serving" || fail "the second serve did not start: $(tail -5 "$work/serve2.log")"
+grep -E "SM-SR serving" "$work/serve2.log" | sed 's/^[^ ]* //'
+
+step "SM-SR change: ES4.PrepareSMSRChange at SM-SR2, then ES4.SMSRChange at SM-SR1 (asynchronous): ES7.HandoverEUICC, AuthenticateSMSR, CreateAdditionalKeySet"
+call "$work/r13.json" ES4.PrepareSMSRChange --to "https://127.0.0.1:$smsr2_port/ES4" --as mno --param eid="$EID" --param currentSMSRID=$SMSR
+expect "$work/r13.json" EXECUTED_SUCCESS
+mark=$(wc -l <"$work/mno.log")
+call "$work/r14.json" ES4.SMSRChange --to "https://127.0.0.1:$smsr_port/ES4" --as mno --param eid="$EID" --param targetSMSRID=$SMSR2 \
+  --param validityPeriod=600 --reply-to "https://127.0.0.1:$callback_port/callbacks" --wait 60
+expect "$work/r14.json" EXECUTED_SUCCESS
+echo "the eUICC's ISD-R now holds SM-SR2's key sets only (SM-SR1's deleted by FinaliseISDRhandover)"
+
+step "The old SM-SR no longer knows the eUICC; the new one manages it (ES2 relayed by the SM-DP to SM-SR2, ES4 directly)"
+call "$work/r15.json" ES4.GetEIS --to "https://127.0.0.1:$smsr_port/ES4" --as mno --param eid="$EID"
+expect "$work/r15.json" '"subject" : "8.1.1"'
+call "$work/r16.json" ES2.UpdatePolicyRules --to "https://127.0.0.1:$smdp_port/ES2" --as mno --param eid="$EID" --param iccid="$A" --param smsrID=$SMSR2 \
+  --param pol2='{"rules":[]}'
+expect "$work/r16.json" EXECUTED_SUCCESS
+call "$work/r17.json" ES4.EnableProfile --to "https://127.0.0.1:$smsr2_port/ES4" --as mno --param eid="$EID" --param iccid="$B"
+expect "$work/r17.json" EXECUTED_SUCCESS
+settle
+tail -n +"$((mark + 1))" "$work/mno.log" | grep -q "HandleSMSRChangeNotification" || fail "the MNO did not hear of the SM-SR change"
+echo "the MNO heard of the change (HandleSMSRChangeNotification, through its SM-DP)"
+
 step "What the endpoints received (notifications over HTTPS, routed by the Lua router, filtered by ONC)"
 echo "MNO (ES2 through the SM-DP for its SM-DP Profiles):"
 sed -E 's/^([^ ]+) from ([^ ]+) ([^ ]+) .*"iccid":"([0-9F]+)".*/  \1  \3  ICCID \4  (from \2)/; s/^([^ ]+) from ([^ ]+) (ES[^ ]+) (\{.*)$/  \1  \3  \4/' "$work/mno.log" | cut -c1-150
@@ -142,8 +181,8 @@ sed -E 's/^([^ ]+) from ([^ ]+) ([^ ]+) .*"iccid":"([0-9F]+)".*/  \1  \3  ICCID 
 grep -q "HandlePLMASettingNotification" "$work/sp.log" || fail "the M2M SP did not hear of its PLMA"
 grep -q "HandleProfileDisabledNotification" "$work/sp.log" || fail "the M2M SP did not hear of a disable"
 
-step "ES4.GetEIS: the eUICC as the SM-SR knows it"
-"$bin" call --pki "$work/pki" ES4.GetEIS --to "https://127.0.0.1:$smsr_port/ES4" --as mno --param eid="$EID" >"$work/eis.json"
+step "ES4.GetEIS: the eUICC as its SM-SR (now SM-SR2) knows it"
+"$bin" call --pki "$work/pki" ES4.GetEIS --to "https://127.0.0.1:$smsr2_port/ES4" --as mno --param eid="$EID" >"$work/eis.json"
 python3 - "$work/eis.json" <<'EOF'
 import json, sys
 eis = json.load(open(sys.argv[1]))["body"]["eis"]

@@ -20,10 +20,10 @@ inventory() {
     --template Tests/M2MWireTests/Fixtures/profiles/TS48v5_SAIP2.1A_NoBERTLV.der --pool "$data/pool.csv"
 }
 
-# wait_serving LOG PID: until `m2mrsp serve` (hosting the SM-DP) logged that it serves (10 s at most); 1 when not.
+# wait_serving LOG PID [TEXT]: until `m2mrsp serve` logged TEXT ("SM-DP serving" by default) (10 s at most); 1 when not.
 wait_serving() {
   for _ in $(seq 1 100); do
-    grep -q "SM-DP serving" "$1" 2>/dev/null && return 0
+    grep -q "${3:-SM-DP serving}" "$1" 2>/dev/null && return 0
     kill -0 "$2" 2>/dev/null || return 1
     sleep 0.1
   done
