@@ -30,7 +30,7 @@ read -r smsr_port smdp_port < <(free_ports 2)
 inventory "$bin" "$work/data" INTEROP 894450500000000 4 >/dev/null
 cat > "$work/serve.json" <<JSON
 { "pki": "$work/pki", "data": "$work/data", "plugins": "plugins", "policies": "policies",
-  "smsr": { "port": $smsr_port, "cards": 3, "fleetSeed": "interop", "register": false },
+  "smsr": { "port": $smsr_port, "cards": 3, "fleetSeed": "interop", "register": false, "peers": { "smsr2": "https://127.0.0.1:9" } },
   "smdp": { "port": $smdp_port, "smsr": "https://127.0.0.1:$smsr_port" } }
 JSON
 "$bin" serve --config "$work/serve.json" >"$work/serve.log" 2>&1 &

@@ -202,7 +202,19 @@ call(es4_service, "ES4", "ES4-EnableProfile", expect="EXECUTED_SUCCESS", Functio
 call(es4_service, "ES4", "ES4-DisableProfile", FunctionCallIdentifier="z4-6", Eid=eid, Iccid=iccid2)
 call(es4_service, "ES4", "ES4-DeleteProfile", FunctionCallIdentifier="z4-7", Eid=eid, Iccid=iccid2)
 call(es4_service, "ES4", "ES4-PrepareSMSRChange", FunctionCallIdentifier="z4-8", Eid=eid, CurrentSMSRid=SMSR_ID)
-call(es4_service, "ES4", "ES4-SMSRChange", FunctionCallIdentifier="z4-9", Eid=eid, **{"Target-Smsr-id": "1.3.6.1.4.1.99999.2.2"})
+# SM-SR2 is a peer this SM-SR knows but cannot reach here: the change stays open (outcome not known yet).
+call(es4_service, "ES4", "ES4-SMSRChange", expect="FAILED 1.2/4.2", FunctionCallIdentifier="z4-9", Eid=eid, **{"Target-Smsr-id": "1.3.6.1.4.1.99999.2.2"})
+
+# --- ES7 at the SM-SR, as SM-SR2 (the change above is open): HandoverEUICC is refused (no
+# PrepareSMSRChange here), AuthenticateSMSR reaches the card (its random challenge), the made-up key
+# agreement data is refused by the card. `make demo` and SMSRChangeTests run whole changes.
+es7, es7_service = client("ES7_SMSR.wsdl", "smsr2", "https://127.0.0.1:%s/ES7" % smsr_port)
+sr_certificate = open(os.path.join(pki, "smsr2", "cert-sr-ecdsa.hex")).read().strip()
+call(es7_service, "ES7", "ES7-HandoverEUICC", expect="FAILED 8.7/3.8", FunctionCallIdentifier="z7-1", Eis=parsed.Eis)
+call(es7_service, "ES7", "ES7-AuthenticateSMSR", expect="EXECUTED_SUCCESS", FunctionCallIdentifier="z7-2", Eis=parsed.Eis,
+     SmsrCertificate=sr_certificate)
+call(es7_service, "ES7", "ES7-CreateAdditionalKeySet", expect="FAILED 8.7/6.1", FunctionCallIdentifier="z7-3", Eid=eid, KeyVersionNumber=2,
+     InitialSequenceCounter=0, ECCKeyLength="ECC-256", ScenarioParameter=9, HostId="0102", EphemeralPublicKey="04" + "11" * 64, Signature="22" * 64)
 
 # --- ES3 notifications at the SM-DP (the SM-SR sends them)
 es3n, es3n_service = client("ES3_SMDP.wsdl", "smsr", "https://127.0.0.1:%s/ES3" % smdp_port)

@@ -237,7 +237,8 @@ extension SMSR {
         do {
             answer = try peer.call(ES7.HandoverEUICCRequest(functionCallIdentifier: machine.handoverIdentifier, validityPeriod: machine.handoverValidity, eis: eis))
         } catch {
-            throw Unresolved(detail: "SM-SR \(machine.target.text) did not answer ES7.HandoverEUICC: \(error.detail)")
+            // The transport's detail (addresses, errno) stays out of the answer.
+            throw Unresolved(detail: "SM-SR \(machine.target.text) did not answer ES7.HandoverEUICC")
         }
         let status = answer.functionExecutionStatus
         // The new SM-SR is still at it (a retry during its recovery): ask again later.
@@ -449,8 +450,8 @@ extension SMSR {
             authentication = try peer.call(ES7.AuthenticateSMSRRequest(
                 functionCallIdentifier: "\(call.functionCallIdentifier):auth", validityPeriod: try remaining(), eis: eis,
                 smsrCertificate: HexBinary(credential.certificate.encoded)))
-        } catch let error as ES7TransportError {
-            throw Refusal(.smsr, .inaccessible, "SM-SR \(machine.current.text) did not answer ES7.AuthenticateSMSR: \(error.detail)")
+        } catch is ES7TransportError {
+            throw Refusal(.smsr, .inaccessible, "SM-SR \(machine.current.text) did not answer ES7.AuthenticateSMSR")
         }
         guard authentication.functionExecutionStatus.status == .executedSuccess else {
             throw Refusal(status: authentication.functionExecutionStatus)
@@ -473,8 +474,8 @@ extension SMSR {
                 keyVersionNumber: machine.scp80Version, initialSequenceCounter: 0, eccKeyLength: .ecc256,
                 scenarioParameter: ISDRKeySetTemplate.scenarioParameter, hostID: HexBinary(Array(configuration.smsrID.text.utf8.prefix(16))),
                 ephemeralPublicKey: HexBinary(ePK.value), signature: HexBinary(signature.value)))
-        } catch let error as ES7TransportError {
-            throw Refusal(.smsr, .inaccessible, "SM-SR \(machine.current.text) did not answer ES7.CreateAdditionalKeySet: \(error.detail)")
+        } catch is ES7TransportError {
+            throw Refusal(.smsr, .inaccessible, "SM-SR \(machine.current.text) did not answer ES7.CreateAdditionalKeySet")
         }
         guard keySet.functionExecutionStatus.status == .executedSuccess else { throw Refusal(status: keySet.functionExecutionStatus) }
         // Step 12: the receipt — the commit point.

@@ -80,10 +80,12 @@ struct SMSRBench: ParsableCommand {
         try Self.makeSMSR(pki: pki, path: path, fleet: fleet, plugins: plugins, policies: policies)
     }
 
-    static func makeSMSR(pki: TestPKI, path: String, fleet: Fleet, plugins: String? = nil, policies: String? = nil) throws -> (SMSR, SQLiteSMSRStore) {
+    static func makeSMSR(pki: TestPKI, path: String, fleet: Fleet, plugins: String? = nil, policies: String? = nil, smsrID: OID = smsrID,
+                         credentials: [GPCredential] = []) throws -> (SMSR, SQLiteSMSRStore) {
         let store = try SQLiteSMSRStore(path: path, codec: XMLDocumentCodec())
-        var configuration = SMSRConfiguration(smsrID: Self.smsrID, storageKey: SecureBytes(SecureRandom.bytes(32)))
+        var configuration = SMSRConfiguration(smsrID: smsrID, storageKey: SecureBytes(SecureRandom.bytes(32)))
         configuration.acceptClearISDRKeys = true
+        configuration.credentials = credentials
         let loader = PolicyLoader(pluginPaths: [plugins ?? Self.root.appendingPathComponent("plugins").path])
         let set = try loader.loadSet(bundles: PolicyLoader.bundleDirectories(under: policies ?? Self.root.appendingPathComponent("policies").path))
         let engine = try PolicyEngine(set: set, decisionLog: NoDecisionLog())
