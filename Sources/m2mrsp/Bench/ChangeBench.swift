@@ -58,9 +58,9 @@ struct ChangeBench: ParsableCommand {
             guard fleet.withCard(at: index, { $0.manufacture(ISDP(aid: Self.aid, lifeCycle: .enabled, iccid: iccid, profileType: "BENCH", allocatedMemory: 20_000)) })
             else { throw ValidationError("card \(index): no Profile") }
         }
-        let (one, _) = try SMSRBench.makeSMSR(pki: pki, path: directory.appendingPathComponent("smsr1.sqlite").path, fleet: fleet)
+        let (one, store1) = try SMSRBench.makeSMSR(pki: pki, path: directory.appendingPathComponent("smsr1.sqlite").path, fleet: fleet)
         let credential = GPCredential(certificate: try requireValue(pki.smsr2.certificate), key: try requireValue(pki.smsr2.key))
-        let (two, _) = try SMSRBench.makeSMSR(pki: pki, path: directory.appendingPathComponent("smsr2.sqlite").path, fleet: fleet, smsrID: Self.smsr2ID,
+        let (two, store2) = try SMSRBench.makeSMSR(pki: pki, path: directory.appendingPathComponent("smsr2.sqlite").path, fleet: fleet, smsrID: Self.smsr2ID,
                                               credentials: [credential])
         try one.register(Party(oid: Self.smsr2ID, role: .smsr))
         try two.register(Party(oid: SMSRBench.smsrID, role: .smsr))
@@ -92,6 +92,7 @@ struct ChangeBench: ParsableCommand {
         var ours = 0.0, floor = 0.0
         for round in 0..<rounds {
             SMSRBench.progress("change: round \(round + 1)/\(rounds), \(count) cards…")
+            let before = (store1.database.transactionCounts, store2.database.transactionCounts)
             let start = DispatchTime.now().uptimeNanoseconds
             for k in 0..<count {
                 let index = round * count + k
@@ -104,6 +105,11 @@ struct ChangeBench: ParsableCommand {
             }
             let elapsed = DispatchTime.now().uptimeNanoseconds - start
             ours = max(ours, Double(count) / (Double(elapsed) / 1e9))
+            let after = (store1.database.transactionCounts, store2.database.transactionCounts)
+            SMSRBench.progress(String(format: "  %.0f µs per change; SQLite transactions per change: SM-SR1 %.1f writes, %.1f reads; SM-SR2 %.1f writes, %.1f reads",
+                                      Double(elapsed) / Double(count) / 1e3,
+                                      Double(after.0.writes - before.0.writes) / Double(count), Double(after.0.reads - before.0.reads) / Double(count),
+                                      Double(after.1.writes - before.1.writes) / Double(count), Double(after.1.reads - before.1.reads) / Double(count)))
             var next = 0
             floor = max(floor, try Bench.rate(seconds: quick ? 1 : 3) {
                 try floorOnce(next)
