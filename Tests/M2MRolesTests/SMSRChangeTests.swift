@@ -33,6 +33,28 @@ struct TestLink: ES7Endpoint {
     }
 }
 
+/// The fleet as SM-SR2 reaches it, with a switch that makes the card unreachable (SMS and scripts).
+final class Switch: Sendable {
+    let down = Atomic<Bool>(false)
+}
+
+struct SwitchableTransport: EUICCTransport {
+    let inner: InProcessTransport
+    let switchOff: Switch
+    init(fleet: Fleet, switchOff: Switch) {
+        inner = InProcessTransport(fleet: fleet)
+        self.switchOff = switchOff
+    }
+    func check() throws(TransportError) { if switchOff.down.load(ordering: .relaxed) { throw TransportError(.unreachable, "the card is out of coverage") } }
+    func deliverSMS(_ userData: [UInt8], to eid: EID) throws(TransportError) -> [UInt8]? { try check(); return try inner.deliverSMS(userData, to: eid) }
+    func moMessages(from eid: EID) throws(TransportError) -> [[UInt8]] { try check(); return try inner.moMessages(from: eid) }
+    func runScript(_ script: [UInt8], target: ScriptTarget, on eid: EID) throws(TransportError) -> [UInt8] {
+        try check()
+        return try inner.runScript(script, target: target, on: eid)
+    }
+    var runsScripts: Bool { true }
+}
+
 /// SM-SR1 (the harness's, current) and SM-SR2 (new) on the same fleet, clock and PKI.
 struct ChangeHarness {
     static let smsr2ID: OID = "1.3.6.1.4.1.99999.2.2"
@@ -48,7 +70,7 @@ struct ChangeHarness {
         one = try SMSRHarness(cards: 2, faults: faults1, curve: curve)
         dbPath2 = one.directory.appendingPathComponent("smsr2.sqlite").path
         store2 = try SQLiteSMSRStore(path: dbPath2, codec: XMLDocumentCodec())
-        two = try Self.makeSMSR2(one: one, store: store2, faults: faults2, credential: credential)
+        two = try Self.makeSMSR2(one: one, store: store2, faults: faults2, credential: credential, coverage: coverage)
         for party in [Party(oid: SMSRHarness.mno, role: .mno), Party(oid: SMSRHarness.otherMNO, role: .mno), Party(oid: SMSRHarness.smdp, role: .smdp),
                       Party(oid: SMSRHarness.eumID, role: .eum), Party(oid: SMSRHarness.smsrID, role: .smsr)] {
             try two.register(party)
@@ -57,14 +79,17 @@ struct ChangeHarness {
         link()
     }
 
-    static func makeSMSR2(one: SMSRHarness, store: SQLiteSMSRStore, faults: SMSRFaults, credential: GPCredential?) throws -> SMSR {
+    /// SM-SR2's card transport is down while `coverage.down` is true.
+    let coverage = Switch()
+
+    static func makeSMSR2(one: SMSRHarness, store: SQLiteSMSRStore, faults: SMSRFaults, credential: GPCredential?, coverage: Switch) throws -> SMSR {
         var configuration = SMSRConfiguration(smsrID: smsr2ID, storageKey: SecureBytes(SecureRandom.bytes(32)))
         configuration.credentials = [credential ?? GPCredential(certificate: one.pki.smsr2.certificate!, key: one.pki.smsr2.key!)]
         let loader = PolicyLoader(pluginPaths: [SMSRHarness.repository.appendingPathComponent("plugins").path])
         let set = try loader.loadSet(bundles: PolicyLoader.bundleDirectories(under: SMSRHarness.repository.appendingPathComponent("policies").path))
         return try SMSR(configuration: configuration, trust: SMSRTrust(ci: one.pki.ci, eums: [SMSRHarness.eumID: one.pki.eum]), store: store,
                         policy: try PolicyEngine(set: set, clock: one.clock, decisionLog: NoDecisionLog()),
-                        transport: InProcessTransport(fleet: one.fleet), clock: one.clock, faults: faults)
+                        transport: SwitchableTransport(fleet: one.fleet, switchOff: coverage), clock: one.clock, faults: faults)
     }
 
     /// (Re)connects the two SM-SRs through the links.
@@ -85,7 +110,7 @@ struct ChangeHarness {
         let loader = PolicyLoader(pluginPaths: [SMSRHarness.repository.appendingPathComponent("plugins").path])
         let set = try loader.loadSet(bundles: PolicyLoader.bundleDirectories(under: SMSRHarness.repository.appendingPathComponent("policies").path))
         two = try SMSR(configuration: configuration, trust: two.trust, store: store2, policy: try PolicyEngine(set: set, clock: one.clock, decisionLog: NoDecisionLog()),
-                       transport: InProcessTransport(fleet: one.fleet), clock: one.clock, faults: faults)
+                       transport: SwitchableTransport(fleet: one.fleet, switchOff: coverage), clock: one.clock, faults: faults)
         link()
     }
 
@@ -173,8 +198,15 @@ struct SMSRChangeTests {
         #expect(h.two.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: h.eid, iccid: SMSRHarness.iccidB),
                                     context: RequestContext(caller: SMSRHarness.otherMNO)).functionExecutionStatus == .success)
         #expect(h.one.fleet.card(at: 0).enabledISDP?.iccid == SMSRHarness.iccidB)
+        let other = RequestContext(caller: SMSRHarness.otherMNO)
+        #expect(h.two.disableProfile(ES4.DisableProfileRequest(functionCallIdentifier: "d", eid: h.eid, iccid: SMSRHarness.iccidB), context: other)
+            .functionExecutionStatus == .success)
+        #expect(h.one.fleet.card(at: 0).enabledISDP?.iccid == SMSRHarness.iccidA)  // the Fall-Back Profile
+        #expect(h.two.deleteProfile(ES4.DeleteProfileRequest(functionCallIdentifier: "x", eid: h.eid, iccid: SMSRHarness.iccidB), context: other)
+            .functionExecutionStatus == .success)
+        #expect(h.one.fleet.card(at: 0).isdp(SMSRHarness.b) == nil)
         // The old SM-SR refuses (no EIS: 8.1.1/3.9) and could not reach the card anyway.
-        #expect(h.enable(at: h.one.smsr, SMSRHarness.iccidA, fci: "old").codes == "8.1.1/3.9")
+        #expect(h.enable(at: h.one.smsr, SMSRHarness.iccidB, fci: "old").codes == "8.1.1/3.9")
         // A repeated SMSRChange gets the stored answer.
         #expect(h.change().functionExecutionStatus == .success)
         // HandleSMSRChangeNotification: the MNO over ES4, the other MNO over ES3 through its SM-DP,
@@ -406,5 +438,41 @@ struct SMSRChangeTests {
         let changed = h.change()
         #expect(changed.functionExecutionStatus.codes == "8.7/1.2", "\(changed.functionExecutionStatus)")
         try h.expectManaged(by: 1)
+    }
+
+    @Test("FinaliseISDRhandover fails after the commit point: EXECUTED_WITHWARNING, and still exactly one SM-SR manages the card")
+    func finaliseFails() throws {
+        var h = try ChangeHarness()
+        defer { h.cleanUp() }
+        let coverage = h.coverage
+        // The card leaves SM-SR2's coverage just as the receipt comes back.
+        h.toOne.tamper = { response in
+            if response is ES7.CreateAdditionalKeySetResponse { coverage.down.store(true, ordering: .relaxed) }
+            return response
+        }
+        h.link()
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        let response = h.change()
+        #expect(response.functionExecutionStatus.status == .executedWithWarning && response.functionExecutionStatus.codes == "8.3/4.2",
+                "\(response.functionExecutionStatus)")
+        // Both key sets are on the card; SM-SR1 gave up the eUICC (and its keys) all the same.
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x01, 0x02, 0x40])
+        #expect(try h.one.store.read { try $0.eis(h.eid) } == nil)
+        coverage.down.store(false, ordering: .relaxed)
+        try h.expectManaged(by: 2)
+    }
+
+    @Test("an Operator's ONC at the new SM-SR discards its HandleSMSRChangeNotification; the other Operator still gets its own")
+    func oncFiltersTheNotification() throws {
+        let h = try ChangeHarness()
+        defer { h.cleanUp() }
+        try h.registerCard()
+        let onc = ONC(mnoID: SMSRHarness.mno, profileType: try String100(text: SMSRHarness.profileType), discardedNotifications: [.smsrChange])
+        #expect(h.two.setONC(ES4A.SetONCRequest(functionCallIdentifier: "onc", onc: onc), context: ChangeHarness.caller).functionExecutionStatus == .success)
+        #expect(h.prepare().functionExecutionStatus == .success)
+        #expect(h.change().functionExecutionStatus == .success)
+        let notes = try h.two.store.read { try $0.outbox(states: [.pending]) }.filter { $0.messageType.hasSuffix("HandleSMSRChangeNotification") }
+        #expect(notes.map(\.recipient) == [SMSRHarness.otherMNO])
     }
 }
