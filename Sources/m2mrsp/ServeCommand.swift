@@ -414,7 +414,8 @@ final class ServeNode: @unchecked Sendable {
             try smsr.register(Party(oid: peerID, role: .smsr))
             smsr.connect(smsr: peerID, endpoint: SOAPES7Endpoint(client: client, smsr: EndpointAddress(address: "\(url)/ES7", entityID: peerID)))
         }
-        let recovered = try smsr.recover()
+        // SM-SR changes are finished once this SM-SR listens (the other SM-SR calls back), below.
+        let recovered = try smsr.recover(includingSMSRChanges: false)
         log.info("SM-SR recovery", ["operations": "\(recovered)"])
         // The built-in fleet's cards are registered as their EUM would (once).
         if let fleet, part.register ?? true {
@@ -443,6 +444,16 @@ final class ServeNode: @unchecked Sendable {
         dispatchers.append(("SM-SR", OutboxDispatcher(store: store, delivery: SOAPNotificationDelivery(client: client, directory: try directory()),
                                                       clock: SystemClock())))
         log.info("SM-SR serving", ["id": smsrID.text, "url": "\(scheme)://\(host):\(port)", "endpoints": "/ES1 /ES3 /ES4 /ES4A /ES7"])
+        worker.enter()
+        Thread.detachNewThread { [self] in
+            defer { worker.leave() }
+            do {
+                let changes = try smsr.recoverSMSRChanges()
+                if changes > 0 { log.info("SM-SR change recovery", ["changes": "\(changes)"]) }
+            } catch {
+                log.error("SM-SR change recovery failed", ["error": "\(error)"])
+            }
+        }
     }
 
     func startSMDP(_ part: ServeConfiguration.SMDPPart, parties: [Party]) throws {

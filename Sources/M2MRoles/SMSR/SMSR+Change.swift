@@ -613,7 +613,8 @@ extension SMSR {
     /// Finishes the SM-SR changes a restart interrupted: the new SM-SR fails a change that had not
     /// reached the commit point and finalises one that had; the current SM-SR asks the new one again
     /// (same FunctionCallIdentifier). Returns how many were closed.
-    func recoverSMSRChanges() throws -> Int {
+    @discardableResult
+    public func recoverSMSRChanges() throws -> Int {
         var closed = 0
         for record in try store.read({ try $0.openSMSRChanges() }) {
             switch (record.direction, record.state) {

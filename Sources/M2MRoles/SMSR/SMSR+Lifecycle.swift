@@ -395,12 +395,14 @@ extension SMSR {
     /// Finishes every operation a crash left active: asks the card what happened and commits one
     /// outcome each. Returns how many were finished.
     @discardableResult
-    public func recover() throws -> Int {
+    /// `includingSMSRChanges: false` leaves the SM-SR changes to a later `recoverSMSRChanges()` (a
+    /// server calls it once it listens: the other SM-SR calls back while a change finishes).
+    public func recover(includingSMSRChanges: Bool = true) throws -> Int {
         // Calls that died without an operation (GetEIS, SendData, CreateISDP …) are forgotten: a
         // retry runs them again (the SM-DP reconciles a download with AuditEIS).
         _ = try store.write { try $0.forgetUnansweredCalls() }
         let active = try store.read { try $0.activeOperations() }
-        var finished = try recoverSMSRChanges()
+        var finished = includingSMSRChanges ? try recoverSMSRChanges() : 0
         for operation in active {
             if operation.kind == Self.smsrChangeKind { continue }  // recoverSMSRChanges
             if operation.kind == CreateISDPMachine.kind {
