@@ -293,11 +293,16 @@ public struct EUICC: Sendable {
             return ResponseAPDU(data: answer, sw: .success)
         } catch {
             keyEstablishment = nil
-            switch error.code {
-            case .invalidSignature, .invalidCertificate, .invalidMAC: return ResponseAPDU(sw: .securityStatusNotSatisfied)
-            case .wrongState: return ResponseAPDU(sw: .conditionsNotSatisfied)
-            default: return ResponseAPDU(sw: .wrongData)
-            }
+            return Self.refusal(error)
+        }
+    }
+
+    /// The status word of a failed key establishment step (the session ends with it).
+    static func refusal(_ error: CryptoError) -> ResponseAPDU {
+        switch error.code {
+        case .invalidSignature, .invalidCertificate, .invalidMAC: return ResponseAPDU(sw: .securityStatusNotSatisfied)
+        case .wrongState: return ResponseAPDU(sw: .conditionsNotSatisfied)
+        default: return ResponseAPDU(sw: .wrongData)
         }
     }
 

@@ -123,11 +123,7 @@ extension EUICC {
             return ResponseAPDU(data: answer, sw: .success)
         } catch {
             keyEstablishment = nil
-            switch error.code {
-            case .invalidSignature, .invalidCertificate, .invalidMAC: return ResponseAPDU(sw: .securityStatusNotSatisfied)
-            case .wrongState: return ResponseAPDU(sw: .conditionsNotSatisfied)
-            default: return ResponseAPDU(sw: .wrongData)
-            }
+            return Self.refusal(error)
         }
     }
 

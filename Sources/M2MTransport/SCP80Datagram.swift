@@ -96,16 +96,8 @@ public final class SCP80DatagramTransport: EUICCTransport, @unchecked Sendable {
 
     /// `host` is an IPv4 address or "localhost"; `timeout` seconds per answer.
     public init(host: String, port: UInt16, timeout: Double = 2) throws(TransportError) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
-            throw TransportError(.unreachable, "'\(host)' is not an IPv4 address")
-        }
-        let descriptor = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard descriptor >= 0 else { throw TransportError(.unreachable, "cannot open a UDP socket") }
-        var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        let (descriptor, opened) = try UDPSocket.open(host: host, port: port, timeout: timeout)
+        var address = opened
         // Connected: datagrams from any other source are dropped by the kernel.
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -182,16 +174,9 @@ public final class SCP80DatagramServer: @unchecked Sendable {
     /// Binds `host:port` (IPv4).
     public init(host: String, port: UInt16, transport: any EUICCTransport,
                 onAdminSessionTrigger: (@Sendable (EID, AdminSessionTrigger) -> Void)? = nil) throws(TransportError) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
-            throw TransportError(.unreachable, "'\(host)' is not an IPv4 address")
-        }
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard socket >= 0 else { throw TransportError(.unreachable, "cannot open a UDP socket") }
-        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-        setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        // A short receive timeout: the workers notice `stop()` within 0.2 s.
+        let (socket, opened) = try UDPSocket.open(host: host, port: port, timeout: 0.2)
+        var address = opened
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -245,3 +230,20 @@ public final class SCP80DatagramServer: @unchecked Sendable {
     public func wait() { group.wait() }
 }
 
+
+/// An IPv4 UDP socket with a receive timeout, and the address `host:port` it is for.
+enum UDPSocket {
+    static func open(host: String, port: UInt16, timeout: Double) throws(TransportError) -> (Int32, sockaddr_in) {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr) == 1 else {
+            throw TransportError(.unreachable, "'\(host)' is not an IPv4 address")
+        }
+        let descriptor = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TransportError(.unreachable, "cannot open a UDP socket") }
+        var wait = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        return (descriptor, address)
+    }
+}

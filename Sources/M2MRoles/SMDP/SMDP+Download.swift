@@ -289,22 +289,7 @@ extension SMDP {
         if ours == false {
             throw DownloadFailure(.profileICCID, .alreadyInUse, "the ICCID is already on the eUICC", identifier: machine.iccid.text)
         }
-        let certificates = eis.eumSignedInfo.ecasd.keysets.flatMap(\.items).compactMap { item -> GPCertificateReference? in
-            if case .certificate(let c) = item { return c }
-            return nil
-        }
-        var chosen: (ECPublicKey, SMDPCredential)?
-        for reference in certificates {
-            guard let certificate = try? GPCertificate(encoded: reference.value.bytes) else { continue }
-            for credential in configuration.credentials {
-                if let key = try? certificate.publicKey(defaultCurve: credential.key.curve), key.curve == credential.key.curve {
-                    chosen = (key, credential)
-                    break
-                }
-            }
-            if chosen != nil { break }
-        }
-        guard let chosen else {
+        guard let chosen = GPCredential.choose(for: eis, among: configuration.credentials) else {
             throw DownloadFailure(.ecasd, .unsupported, "no CERT.ECASD.ECKA on a curve this SM-DP downloads to", identifier: machine.eid.text)
         }
         guard ours == true || eis.remainingMemory >= machine.requiredMemory else {

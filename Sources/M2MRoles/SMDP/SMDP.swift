@@ -34,6 +34,19 @@ public struct GPCredential: Sendable {
         self.certificate = certificate
         self.key = key
     }
+
+    /// PK.ECASD.ECKA from the EIS's CERT.ECASD.ECKA and the credential on its curve, if one is.
+    static func choose(for eis: EIS, among credentials: [GPCredential]) -> (ECPublicKey, GPCredential)? {
+        for case .certificate(let reference) in eis.eumSignedInfo.ecasd.keysets.flatMap(\.items) {
+            guard let certificate = try? GPCertificate(encoded: reference.value.bytes) else { continue }
+            for credential in credentials {
+                if let key = try? certificate.publicKey(defaultCurve: credential.key.curve), key.curve == credential.key.curve {
+                    return (key, credential)
+                }
+            }
+        }
+        return nil
+    }
 }
 
 /// What an SM-DP is configured with.

@@ -362,14 +362,7 @@ extension SMSR {
                 throw Refusal(.eid, .alreadyInUse, "this SM-SR already manages the eUICC", identifier: eid.text)
             }
             // Step 5: the EIS is the EUM's (its certificate chains to the CI; it signed the EIS and CERT.ECASD.ECKA).
-            guard let eumCertificate = trust.eums[eis.eumSignedInfo.eumID] else {
-                throw Refusal(.eumCertificate, .unknown, "no certificate of EUM \(eis.eumSignedInfo.eumID.text) is known", identifier: eis.eumSignedInfo.eumID.text)
-            }
-            do {
-                try eumCertificate.verify(root: trust.ci, at: call.now)
-            } catch {
-                throw Refusal(.eumCertificate, .verificationFailed, "EUM certificate: \(error)", identifier: eis.eumSignedInfo.eumID.text)
-            }
+            let eumCertificate = try verifiedEUMCertificate(of: eis, at: call.now)
             try Self.checkConsistency(eis)
             try verifyEUMSigned(eis, eumCertificate: eumCertificate)
             // The key sets: SCP80 and SCP81 versions the card does not use yet; the old ones go at the end.
@@ -409,21 +402,7 @@ extension SMSR {
     func establishKeys(_ eis: EIS, machine: inout IncomingChange, call: Call) throws {
         let eid = eis.eid
         guard let peer = peer(machine.current) else { throw Refusal(.smsr, .unknown, "no ES7 endpoint of SM-SR \(machine.current.text)") }
-        let certificates = eis.eumSignedInfo.ecasd.keysets.flatMap(\.items).compactMap { item -> GPCertificate? in
-            if case .certificate(let c) = item { return try? GPCertificate(encoded: c.value.bytes) }
-            return nil
-        }
-        var chosen: (ECPublicKey, GPCredential)?
-        for certificate in certificates {
-            for credential in configuration.credentials {
-                if let key = try? certificate.publicKey(defaultCurve: credential.key.curve), key.curve == credential.key.curve {
-                    chosen = (key, credential)
-                    break
-                }
-            }
-            if chosen != nil { break }
-        }
-        guard let chosen else {
+        guard let chosen = GPCredential.choose(for: eis, among: configuration.credentials) else {
             throw Refusal(.ecasd, .unsupported, "no CERT.SR.ECDSA of this SM-SR is on the eUICC's curve", identifier: eid.text)
         }
         let (ecasdKey, credential) = chosen
@@ -621,28 +600,13 @@ extension SMSR {
             case (.incoming, ChangeState.handingOver):
                 // The ephemeral key died with the process: this attempt cannot finish. The card may hold
                 // a key set nobody knows; a later change with the same version replaces it.
-                let now = clock.now()
-                let status = FunctionExecutionStatus.failed(.functionProvider, .executionError, identifier: record.eid.text,
-                                                            message: "interrupted by a restart of the new SM-SR before the commit point; the eUICC stays with SM-SR \(record.peer.text)")
-                try store.write { tx in
-                    try tx.putSMSRChange(SMSRChangeRecord(eid: record.eid, direction: .incoming, peer: record.peer, state: ChangeState.failed,
-                                                          functionCallID: record.functionCallID, machine: record.machine), now: now)
-                    if let callID = record.functionCallID {
-                        try tx.completeFunctionCall(callID, response: MessageBytes.encode(ES7.HandoverEUICCResponse(processingEnd: now, functionExecutionStatus: status)), now: now)
-                    }
-                }
+                try closeIncoming(record, state: ChangeState.failed, status: .failed(
+                    .functionProvider, .executionError, identifier: record.eid.text,
+                    message: "interrupted by a restart of the new SM-SR before the commit point; the eUICC stays with SM-SR \(record.peer.text)"))
                 closed += 1
             case (.incoming, ChangeState.committed):
                 guard let machine = try? JSONDecoder().decode(IncomingChange.self, from: Data(record.machine)) else { continue }
-                let status = finalise(record.eid, machine: machine)
-                let now = clock.now()
-                try store.write { tx in
-                    try tx.putSMSRChange(SMSRChangeRecord(eid: record.eid, direction: .incoming, peer: record.peer, state: ChangeState.completed,
-                                                          functionCallID: record.functionCallID, machine: record.machine), now: now)
-                    if let callID = record.functionCallID {
-                        try tx.completeFunctionCall(callID, response: MessageBytes.encode(ES7.HandoverEUICCResponse(processingEnd: now, functionExecutionStatus: status)), now: now)
-                    }
-                }
+                try closeIncoming(record, state: ChangeState.completed, status: finalise(record.eid, machine: machine))
                 closed += 1
             case (.outgoing, ChangeState.handingOver):
                 guard let machine = try? JSONDecoder().decode(OutgoingChange.self, from: Data(record.machine)), let callID = record.functionCallID else { continue }
@@ -657,6 +621,20 @@ extension SMSR {
             }
         }
         return closed
+    }
+
+    /// Ends the new SM-SR's side after a restart: the row's final state and the HandoverEUICC answer
+    /// the current SM-SR gets when it asks again.
+    func closeIncoming(_ record: SMSRChangeRecord, state: String, status: FunctionExecutionStatus) throws {
+        let now = clock.now()
+        try store.write { tx in
+            try tx.putSMSRChange(SMSRChangeRecord(eid: record.eid, direction: .incoming, peer: record.peer, state: state,
+                                                  functionCallID: record.functionCallID, machine: record.machine), now: now)
+            if let callID = record.functionCallID {
+                try tx.completeFunctionCall(callID, response: MessageBytes.encode(ES7.HandoverEUICCResponse(processingEnd: now, functionExecutionStatus: status)),
+                                            now: now)
+            }
+        }
     }
 }
 

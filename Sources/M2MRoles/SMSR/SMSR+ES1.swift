@@ -37,14 +37,7 @@ extension SMSR: ES1Provider {
     public func registerEIS(_ request: ES1.RegisterEISRequest, context: RequestContext) -> ES1.RegisterEISResponse {
         serve(request, context: context, roles: [.eum], failure: { ES1.RegisterEISResponse(functionExecutionStatus: $0) }) { call in
             let eis = request.eis
-            guard let eumCertificate = trust.eums[eis.eumSignedInfo.eumID] else {
-                throw Refusal(.eumCertificate, .unknown, "no certificate of EUM \(eis.eumSignedInfo.eumID.text) is known", identifier: eis.eumSignedInfo.eumID.text)
-            }
-            do {
-                try eumCertificate.verify(root: trust.ci, at: call.now)
-            } catch {
-                throw Refusal(.eumCertificate, .verificationFailed, "EUM certificate: \(error)", identifier: eis.eumSignedInfo.eumID.text)
-            }
+            let eumCertificate = try verifiedEUMCertificate(of: eis, at: call.now)
             let new = try newEIS(try verifyRegistration(eis, caller: call.caller.oid, eumCertificate: eumCertificate), caller: call.caller.oid, now: call.now)
             return try call.commit { tx in
                 try insertRegistration(new, iccids: eis.profiles.map(\.iccid), in: tx, now: call.now)
@@ -66,6 +59,20 @@ extension SMSR: ES1Provider {
         try Self.checkConsistency(eis)
         try verifyEUMSigned(eis, eumCertificate: eumCertificate)
         return try importISDRKeys(eis)
+    }
+
+    /// The certificate of the EUM that signed `eis`, verified against the CI (8.1.2/3.9 unknown, 8.1.2/6.1).
+    func verifiedEUMCertificate(of eis: EIS, at now: Timestamp) throws(Refusal) -> X509Certificate {
+        let eumID = eis.eumSignedInfo.eumID
+        guard let eumCertificate = trust.eums[eumID] else {
+            throw Refusal(.eumCertificate, .unknown, "no certificate of EUM \(eumID.text) is known", identifier: eumID.text)
+        }
+        do {
+            try eumCertificate.verify(root: trust.ci, at: now)
+        } catch {
+            throw Refusal(.eumCertificate, .verificationFailed, "EUM certificate: \(error)", identifier: eumID.text)
+        }
+        return eumCertificate
     }
 
     /// CERT.ECASD.ECKA is the EID's and the EUM issued it; the EUM signed the EIS (registration, and
