@@ -137,20 +137,34 @@ public final class SOAPClient: Sendable {
 /// One SM-SR reached over ES3 (SOAP over HTTPS): the SM-DP's `ES3Endpoint`. The synchronous
 /// pattern (no ReplyTo): the answer comes in the HTTP response. A Fault, or an answer that is not the
 /// request's response, is an unknown outcome to the SM-DP (it asks again under the same identifier).
+///
+/// With `callbacks`, the asynchronous pattern instead (how one SM-SR calls another over ES7): the
+/// request carries ReplyTo (this role's callback endpoint), the peer answers HTTP 202, and its
+/// response arrives later as a callback with RelatesTo = the request's MessageID, which the
+/// `CallbackMailbox` behind that endpoint hands to the waiting call. No callback within the
+/// timeout is an unknown outcome, as a lost answer is.
 public struct SOAPES3Endpoint: ES3Endpoint {
     public let client: SOAPClient
     /// The SM-SR's ES3 endpoint (URL and entity).
     public let smsr: EndpointAddress
+    /// Where answers come back for the asynchronous pattern, and how long to wait for one.
+    public let callbacks: (mailbox: CallbackMailbox, replyTo: EndpointAddress, seconds: Double)?
 
-    public init(client: SOAPClient, smsr: EndpointAddress) {
+    public init(client: SOAPClient, smsr: EndpointAddress, callbacks: (mailbox: CallbackMailbox, replyTo: EndpointAddress, seconds: Double)? = nil) {
         self.client = client
         self.smsr = smsr
+        self.callbacks = callbacks
     }
 
     public func call<Request: SGP02Request>(_ request: Request) throws(ES3TransportError) -> Request.Response {
         let outcome: SOAPClient.Outcome
+        let envelope = client.envelope(request, to: smsr, replyTo: callbacks?.replyTo, asynchronous: callbacks != nil)
+        let messageID = envelope.header.messageID?.uri ?? ""
+        // Waited for before the request leaves: the callback may come back before the 202 does.
+        let ticket = callbacks?.mailbox.expect(messageID, from: smsr.entityID)
+        defer { if let ticket { callbacks?.mailbox.forget(ticket) } }
         do {
-            outcome = try client.post(client.envelope(request, to: smsr, asynchronous: false), to: smsr.uri)
+            outcome = try client.post(envelope, to: smsr.uri)
         } catch {
             throw ES3TransportError("\(smsr.address): \(error)")
         }
@@ -160,7 +174,16 @@ public struct SOAPES3Endpoint: ES3Endpoint {
             if case .fault(let fault) = envelope.body { throw ES3TransportError("SOAP Fault from the SM-SR: \(fault)") }
             throw ES3TransportError("the SM-SR answered \(envelope.descriptor?.elementName ?? "nothing") to \(Request.descriptor.elementName)")
         case .accepted:
-            throw ES3TransportError("the SM-SR accepted \(Request.descriptor.elementName) without answering (no callback endpoint was given)")
+            guard let ticket, let callbacks else {
+                throw ES3TransportError("the SM-SR accepted \(Request.descriptor.elementName) without answering (no callback endpoint was given)")
+            }
+            guard let answer = callbacks.mailbox.wait(ticket, seconds: callbacks.seconds) else {
+                throw ES3TransportError("no callback for \(Request.descriptor.elementName) within \(Int(callbacks.seconds)) s")
+            }
+            guard let response = answer as? Request.Response else {
+                throw ES3TransportError("the callback to \(Request.descriptor.elementName) is \(answer.descriptor.elementName)")
+            }
+            return response
         case .status(let code, let text):
             throw ES3TransportError("HTTP \(code) from the SM-SR: \(text)")
         }

@@ -137,6 +137,67 @@ public struct SMDPService: SOAPService {
     }
 }
 
+/// The endpoint asynchronous responses come back to for calls this role made with ReplyTo
+/// (`SOAPES3Endpoint` with callbacks: one SM-SR calling another over ES7). A callback is taken when
+/// its RelatesTo names a request still waited for and it comes from the entity the request went to;
+/// anything else is refused (a SOAP Fault), so nobody else can answer for the peer.
+public final class CallbackMailbox: SOAPService, @unchecked Sendable {
+    public struct Ticket: Sendable, Hashable {
+        let messageID: String
+    }
+
+    struct Slot {
+        let from: OID?
+        let arrived: DispatchSemaphore
+        var response: (any SGP02Response)?
+    }
+
+    public let interfaces = Set(Interface.allCases)
+    let slots = Mutex<[String: Slot]>([:])
+    let takenCount = Mutex(0)
+
+    /// Callbacks taken so far.
+    public var taken: Int { takenCount.withLock { $0 } }
+
+    public init() {}
+
+    /// Starts waiting for the answer to request `messageID` sent to `from` (nil: the peer's entity is
+    /// not known, any authenticated caller may answer).
+    public func expect(_ messageID: String, from: OID?) -> Ticket {
+        slots.withLock { $0[messageID] = Slot(from: from, arrived: DispatchSemaphore(value: 0)) }
+        return Ticket(messageID: messageID)
+    }
+
+    /// The answer, once it arrived (nil after `seconds`).
+    public func wait(_ ticket: Ticket, seconds: Double) -> (any SGP02Response)? {
+        guard let semaphore = slots.withLock({ $0[ticket.messageID]?.arrived }) else { return nil }
+        guard semaphore.wait(timeout: .now() + seconds) == .success else { return nil }
+        return slots.withLock { $0[ticket.messageID]?.response }
+    }
+
+    public func forget(_ ticket: Ticket) { _ = slots.withLock { $0.removeValue(forKey: ticket.messageID) } }
+
+    public func handle(_ message: any SGP02Message, caller: OID) -> SOAPOutcome {
+        handle(message, caller: caller, header: AddressingHeader())
+    }
+
+    public func handle(_ message: any SGP02Message, caller: OID, header: AddressingHeader) -> SOAPOutcome {
+        guard let response = message as? any SGP02Response, let relatesTo = header.relatesTo else {
+            return .refused(SOAPError(code: .unknownMessage, path: message.descriptor.elementName, detail: "only asynchronous responses are taken here"))
+        }
+        let taken = slots.withLock { slots -> Bool in
+            guard var slot = slots[relatesTo], slot.from == nil || slot.from == caller, slot.response == nil else { return false }
+            slot.response = response
+            slots[relatesTo] = slot
+            slot.arrived.signal()
+            return true
+        }
+        if taken { takenCount.withLock { $0 += 1 } }
+        return taken ? .accepted
+            : .refused(SOAPError(code: .unknownMessage, path: message.descriptor.elementName, detail: "no request of this role awaits this answer from the caller"))
+    }
+}
+
 /// An endpoint that takes notifications and asynchronous responses and keeps them: an Operator's or
 /// M2M SP's receiver in `make demo` and the tests.
 public final class RecordingReceiver: SOAPService, @unchecked Sendable {

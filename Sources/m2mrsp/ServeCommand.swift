@@ -409,10 +409,15 @@ final class ServeNode: @unchecked Sendable {
         for party in parties { try smsr.register(party) }
         self.smsr = smsr
         let client = try client(folder, id: smsrID, base: "\(scheme)://\(host):\(part.port)")
+        // ES7 to the other SM-SRs, asynchronously: ReplyTo this SM-SR's /callbacks, where the mailbox
+        // hands each answer to the call waiting for it.
+        let mailbox = CallbackMailbox()
+        let replyTo = EndpointAddress(address: "\(scheme)://\(host):\(part.port)/callbacks", entityID: smsrID)
         for (role, url) in part.peers ?? [:] {
             let peerID = try pki.id(role)
             try smsr.register(Party(oid: peerID, role: .smsr))
-            smsr.connect(smsr: peerID, endpoint: SOAPES7Endpoint(client: client, smsr: EndpointAddress(address: "\(url)/ES7", entityID: peerID)))
+            smsr.connect(smsr: peerID, endpoint: SOAPES7Endpoint(client: client, smsr: EndpointAddress(address: "\(url)/ES7", entityID: peerID),
+                                                                 callbacks: (mailbox, replyTo, 120)))
         }
         // SM-SR changes are finished once this SM-SR listens (the other SM-SR calls back), below.
         let recovered = try smsr.recover(includingSMSRChanges: false)
@@ -436,7 +441,7 @@ final class ServeNode: @unchecked Sendable {
         let port = try server(folder, id: smsrID, port: part.port,
                               endpoints: ["/ES1": SMSRService(smsr: smsr, interfaces: [.es1]), "/ES3": SMSRService(smsr: smsr, interfaces: [.es3]),
                                           "/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES4A": SMSRService(smsr: smsr, interfaces: [.es4a]),
-                                          "/ES7": SMSRService(smsr: smsr, interfaces: [.es7])],
+                                          "/ES7": SMSRService(smsr: smsr, interfaces: [.es7]), "/callbacks": mailbox],
                               wsdls: ["/ES1": "gsma/ES1_SMSR.wsdl", "/ES3": "gsma/ES3_SMSR.wsdl", "/ES4": "gsma/ES4_SMSR.wsdl", "/ES4A": "m2mrsp/ES4A_SMSR.wsdl",
                                       "/ES7": "gsma/ES7_SMSR.wsdl",
                                       "/ES1?v4": "m2mrsp/ES1_SMSR-v4.wsdl", "/ES3?v4": "m2mrsp/ES3_SMSR-v4.wsdl", "/ES4?v4": "m2mrsp/ES4_SMSR-v4.wsdl"],

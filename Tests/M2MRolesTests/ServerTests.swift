@@ -216,7 +216,7 @@ struct ServerTests {
         #expect(try n.d.sr.outbox().filter { $0.smdp == H.smdp }.allSatisfy { $0.state == .delivered })
     }
 
-    @Test("SM-SR change over HTTPS: PrepareSMSRChange and an asynchronous SMSRChange (202, then the callback), ES7 between two SM-SR servers over mutual TLS")
+    @Test("SM-SR change over HTTPS: PrepareSMSRChange and an asynchronous SMSRChange (202, then the callback), ES7 between two SM-SR servers over mutual TLS, asynchronous too")
     func smsrChange() throws {
         let h = try ChangeHarness()
         defer { h.cleanUp() }
@@ -227,16 +227,17 @@ struct ServerTests {
                                      tls: Self.credentials(pki.smsr, pki, server: false), group: group)
         let client2 = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/smsr2", entityID: ChangeHarness.smsr2ID),
                                      tls: Self.credentials(pki.smsr2, pki, server: false), group: group)
-        func server(_ smsr: SMSR, _ role: TestPKI.Role, _ client: SOAPClient) throws -> (SOAPServer, Int) {
+        func server(_ smsr: SMSR, _ role: TestPKI.Role, _ client: SOAPClient, _ mailbox: CallbackMailbox) throws -> (SOAPServer, Int) {
             let server = SOAPServer(
                 configuration: SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/ES4", entityID: role.entityID),
                                                         tls: Self.credentials(role, pki, server: true)),
-                endpoints: ["/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES7": SMSRService(smsr: smsr, interfaces: [.es7])],
+                endpoints: ["/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES7": SMSRService(smsr: smsr, interfaces: [.es7]), "/callbacks": mailbox],
                 client: client, group: group)
             return (server, try server.start())
         }
-        let (server1, port1) = try server(h.one.smsr, pki.smsr, client1)
-        let (server2, port2) = try server(h.two, pki.smsr2, client2)
+        let mailbox1 = CallbackMailbox(), mailbox2 = CallbackMailbox()
+        let (server1, port1) = try server(h.one.smsr, pki.smsr, client1, mailbox1)
+        let (server2, port2) = try server(h.two, pki.smsr2, client2, mailbox2)
         let receiver = RecordingReceiver()
         let mnoServer = SOAPServer(configuration: SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/mno", entityID: H.mno),
                                                                            tls: Self.credentials(pki.mno, pki, server: true)),
@@ -248,11 +249,14 @@ struct ServerTests {
             for client in [client1, client2, mno] { client.shutdown() }
             for server in [server1, server2, mnoServer] { server.shutdown(grace: 2) }
         }
-        // The SM-SRs reach each other over ES7 (SOAP, mutual TLS), not in process.
+        // The SM-SRs reach each other over ES7 (SOAP, mutual TLS), not in process; asynchronously: each
+        // request carries ReplyTo, is accepted with 202, and its answer comes back as a callback.
         h.one.smsr.connect(smsr: ChangeHarness.smsr2ID, endpoint: SOAPES7Endpoint(
-            client: client1, smsr: EndpointAddress(address: "https://127.0.0.1:\(port2)/ES7", entityID: ChangeHarness.smsr2ID)))
+            client: client1, smsr: EndpointAddress(address: "https://127.0.0.1:\(port2)/ES7", entityID: ChangeHarness.smsr2ID),
+            callbacks: (mailbox1, EndpointAddress(address: "https://127.0.0.1:\(port1)/callbacks", entityID: H.smsrID), 30)))
         h.two.connect(smsr: H.smsrID, endpoint: SOAPES7Endpoint(
-            client: client2, smsr: EndpointAddress(address: "https://127.0.0.1:\(port1)/ES7", entityID: H.smsrID)))
+            client: client2, smsr: EndpointAddress(address: "https://127.0.0.1:\(port1)/ES7", entityID: H.smsrID),
+            callbacks: (mailbox2, EndpointAddress(address: "https://127.0.0.1:\(port2)/callbacks", entityID: ChangeHarness.smsr2ID), 30)))
         try h.registerCard()
         let es4one = EndpointAddress(address: "https://127.0.0.1:\(port1)/ES4", entityID: H.smsrID)
         let es4two = EndpointAddress(address: "https://127.0.0.1:\(port2)/ES4", entityID: ChangeHarness.smsr2ID)
@@ -277,6 +281,14 @@ struct ServerTests {
                                                     to: es4one.uri) else { Issue.record("no answer"); return }
         #expect((old.message as? ES4.EnableProfileResponse)?.functionExecutionStatus.codes == "8.1.1/3.9")
         #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x02, 0x41])
+        // ES7 went the asynchronous way: HandoverEUICC's answer came back to SM-SR1 as a callback,
+        // AuthenticateSMSR's and CreateAdditionalKeySet's to SM-SR2.
+        #expect(mailbox1.taken == 1 && mailbox2.taken == 2)
+        // A callback nobody waits for, or from another entity, is refused.
+        let stray = mno.envelope(ES7.HandoverEUICCResponse(functionExecutionStatus: .success),
+                                 to: EndpointAddress(address: "https://127.0.0.1:\(port1)/callbacks", entityID: H.smsrID), relatesTo: "urn:uuid:nobody")
+        guard case .envelope(let refused) = try mno.post(stray, to: "https://127.0.0.1:\(port1)/callbacks") else { Issue.record("not refused"); return }
+        #expect(refused.message == nil)
     }
 
     @Test("Malformed envelopes get a SOAP Fault (400), oversized bodies 413, unknown paths 404, ?wsdl the GSMA WSDL")
