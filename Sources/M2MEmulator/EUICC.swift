@@ -292,7 +292,9 @@ public struct EUICC: Sendable {
             personalizationTarget = nil
             return ResponseAPDU(data: answer, sw: .success)
         } catch {
+            // A failure ends the session: the next 3A01 without INSTALL [for personalization] is the ISD-R's.
             keyEstablishment = nil
+            personalizationTarget = nil
             return Self.refusal(error)
         }
     }

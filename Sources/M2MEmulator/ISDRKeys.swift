@@ -113,9 +113,11 @@ extension EUICC {
             keyEstablishment = nil
             let (answer, keys) = try session.processKeyAgreement(data)
             let version = keys.keyVersion
-            // An SCP80 key version, not the factory set while it is there (a failed earlier attempt's set
-            // with the same version is replaced: its keys died with that attempt).
+            // An SCP80 key version, not the factory set while it is there, and not a set in use: a set
+            // with this version is replaced only when no packet was ever accepted under it (a failed
+            // earlier attempt's orphan, whose keys died with that attempt).
             guard (1...15).contains(version), !(version == EUICC.factorySCP80Version && !deletedFactoryKeySets.contains(.scp80)),
+                !isdrKeySets.contains(where: { $0.version == version && ($0.kind != .scp80 || $0.counter != .zero) }),
                 keys.enc.count == 16
             else { return ResponseAPDU(sw: .wrongData) }
             isdrKeySets.removeAll { $0.version == version }

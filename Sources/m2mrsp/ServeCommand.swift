@@ -303,6 +303,9 @@ final class ServeNode: @unchecked Sendable {
         var configuration = SOAPServer.Configuration(address: EndpointAddress(address: "\(scheme)://\(host):\(port)", entityID: id),
                                                      tls: settings.plainHTTP == true ? nil : try pki.tls(folder, server: true))
         configuration.allowPlainHTTP = settings.plainHTTP == true
+        // An SM-SR's ES7 calls wait on a worker for the peer's callback while the peer's own calls
+        // need workers here: more of them than the default.
+        if folder.hasPrefix("smsr") { configuration.workerThreads = max(configuration.workerThreads, 32) }
         configuration.host = host
         configuration.port = port
         configuration.wsdls = wsdls.mapValues { "\(wsdlDirectory)/\($0)" }
@@ -397,6 +400,11 @@ final class ServeNode: @unchecked Sendable {
             if let listen = part.serveSCP80 {
                 let parts = listen.split(separator: ":")
                 guard parts.count == 2, let port = UInt16(parts[1]) else { throw ServeFailure("smsr.serveSCP80 '\(listen)' is not HOST:PORT") }
+                // The framing has no authentication of its own (an MO poll drains a card's notifications):
+                // loopback only.
+                guard parts[0] == "localhost" || parts[0].hasPrefix("127.") else {
+                    throw ServeFailure("smsr.serveSCP80 must be a loopback address (127.x.x.x or localhost), not \(parts[0])")
+                }
                 let server = try SCP80DatagramServer(host: String(parts[0]), port: port, transport: transport)
                 server.start(workers: 2)
                 datagramServers.append(server)
@@ -449,14 +457,21 @@ final class ServeNode: @unchecked Sendable {
         dispatchers.append(("SM-SR", OutboxDispatcher(store: store, delivery: SOAPNotificationDelivery(client: client, directory: try directory()),
                                                       clock: SystemClock())))
         log.info("SM-SR serving", ["id": smsrID.text, "url": "\(scheme)://\(host):\(port)", "endpoints": "/ES1 /ES3 /ES4 /ES4A /ES7"])
+        // Then, every 5 seconds, changes whose outcome was not known yet or whose finalisation did not
+        // complete are tried again.
         worker.enter()
         Thread.detachNewThread { [self] in
             defer { worker.leave() }
-            do {
-                let changes = try smsr.recoverSMSRChanges()
-                if changes > 0 { log.info("SM-SR change recovery", ["changes": "\(changes)"]) }
-            } catch {
-                log.error("SM-SR change recovery failed", ["error": "\(error)"])
+            var first = true
+            while running.load(ordering: .relaxed) {
+                do {
+                    let changes = first ? try smsr.recoverSMSRChanges() : try smsr.retrySMSRChanges()
+                    if changes > 0 { log.info(first ? "SM-SR change recovery" : "SM-SR changes finished", ["changes": "\(changes)"]) }
+                } catch {
+                    log.error("SM-SR change recovery failed", ["error": "\(error)"])
+                }
+                first = false
+                for _ in 0..<50 where running.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.1) }
             }
         }
     }

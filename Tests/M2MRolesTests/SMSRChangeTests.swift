@@ -1,5 +1,6 @@
 // SM-SR change (issue #9): two SM-SRs in one process over ES7 (InProcessES7), one emulated fleet
-// both reach only through SCP80 bytes; the eUICC's ISD-R key sets change on the card.
+// both reach only through bytes — SCP80 packets with their own keys, and admin scripts in process
+// for the key establishment (as SCP81 would carry them); the eUICC's ISD-R key sets change on the card.
 
 import Foundation
 import M2MCore
@@ -155,6 +156,10 @@ struct ChangeHarness {
         #expect(audit.functionExecutionStatus.status == .executedSuccess, "\(audit.functionExecutionStatus)", sourceLocation: sourceLocation)
         let other = no.auditEIS(ES4.AuditEISRequest(functionCallIdentifier: "audit-\(UUID().uuidString)", eid: eid), context: Self.caller)
         #expect(other.functionExecutionStatus.status == .failed, "\(other.functionExecutionStatus)", sourceLocation: sourceLocation)
+        // The card: SM-SR1's set 1 still there (beside, at most, an orphan nobody knows) when SM-SR1
+        // manages it; SM-SR2's set 2 alone when SM-SR2 does.
+        let versions = one.fleet.card(at: 0).activeSCP80KeySets.map(\.keyVersion)
+        #expect(manager == 1 ? versions.first == 1 : versions == [2], "card key sets \(versions)", sourceLocation: sourceLocation)
     }
 
     func cleanUp() { one.cleanUp() }
@@ -270,8 +275,12 @@ struct SMSRChangeTests {
         let other = h.one.smsr.smsrChange(ES4.SMSRChangeRequest(functionCallIdentifier: "c3", eid: h.eid, targetSMSRID: ChangeHarness.smsr2ID),
                                            context: RequestContext(caller: SMSRHarness.sp))
         #expect(other.functionExecutionStatus.codes == "1.1/1.2")
-        // Prepare twice is fine; a prepare for an eUICC SM-SR2 already has is refused.
+        // Prepare twice (by the same Operator) is fine; by another Operator meanwhile it is refused; a
+        // prepare for an eUICC SM-SR2 already has is refused.
+        #expect(h.prepare("p0").functionExecutionStatus == .success)
         #expect(h.prepare("p1").functionExecutionStatus == .success)
+        #expect(h.two.prepareSMSRChange(ES4.PrepareSMSRChangeRequest(functionCallIdentifier: "p-other", eid: h.eid, currentSMSRID: SMSRHarness.smsrID),
+                                        context: RequestContext(caller: SMSRHarness.otherMNO)).functionExecutionStatus.codes == "8.1/4.4")
         #expect(h.change("c4").functionExecutionStatus == .success)
         #expect(h.prepare("p2").functionExecutionStatus.codes == "8.1.1/3.3")
     }
@@ -387,7 +396,7 @@ struct SMSRChangeTests {
         try h.restartOne()
         #expect(try h.one.smsr.recover() == 1)
         let answer = h.change()
-        #expect(answer.functionExecutionStatus.status == .failed && answer.functionExecutionStatus.codes == "1.2/4.2", "\(answer.functionExecutionStatus)")
+        #expect(answer.functionExecutionStatus.status == .failed && answer.functionExecutionStatus.codes == "8.7/4.2", "\(answer.functionExecutionStatus)")
         try h.expectManaged(by: 1)
         #expect(try h.two.store.read { try $0.eis(h.eid) } == nil)
     }
@@ -398,8 +407,14 @@ struct SMSRChangeTests {
         defer { h.cleanUp() }
         try h.registerCard()
         #expect(h.prepare().functionExecutionStatus == .success)
-        #expect(h.change().functionExecutionStatus.codes == "1.2/4.2")
-        // The card has both key sets; SM-SR2 already holds the EIS; SM-SR1 keeps the eUICC locked.
+        #expect(h.change(validity: 300).functionExecutionStatus.codes == "1.2/4.2")
+        // The card has both key sets; SM-SR2 already holds the EIS; SM-SR1 keeps the eUICC locked, and
+        // does not let the EIS it handed over change meanwhile.
+        #expect(h.one.smsr.updatePolicyRules(ES4.UpdatePolicyRulesRequest(functionCallIdentifier: "pol2", eid: h.eid, iccid: SMSRHarness.iccidA, pol2: POL2(rules: [])),
+                                             context: ChangeHarness.caller).functionExecutionStatus.codes == "8.1/4.4")
+        // Both come back after the ValidityPeriod: the request had been sent, so SM-SR1 does not expire
+        // it on its own — it asks SM-SR2, which committed.
+        h.one.clock.advance(900)
         #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x01, 0x02, 0x40])
         #expect(h.one.smsr.enableProfile(ES4.EnableProfileRequest(functionCallIdentifier: "busy", eid: h.eid, iccid: SMSRHarness.iccidB),
                                         context: RequestContext(caller: SMSRHarness.otherMNO)).functionExecutionStatus.codes == "8.1/4.4")
@@ -408,7 +423,7 @@ struct SMSRChangeTests {
         #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x02, 0x41])
         #expect(try h.one.smsr.recover() == 1)
         try h.expectManaged(by: 2)
-        #expect(h.change().functionExecutionStatus == .success)
+        #expect(h.change(validity: 300).functionExecutionStatus == .success)
     }
 
     @Test("an Operator's Lua allow-list refuses the change on the current and on the new SM-SR")
@@ -459,8 +474,81 @@ struct SMSRChangeTests {
         // Both key sets are on the card; SM-SR1 gave up the eUICC (and its keys) all the same.
         #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x01, 0x02, 0x40])
         #expect(try h.one.store.read { try $0.eis(h.eid) } == nil)
+        // SM-SR1 cannot manage it (its keys went with its copy of the eUICC); SM-SR2 tries the
+        // finalisation again once the card is back, and the card then takes SM-SR2's keys only.
+        #expect(try h.one.store.read { try $0.isdrKeys(h.eid) }.isEmpty)
         coverage.down.store(false, ordering: .relaxed)
+        #expect(try h.two.retrySMSRChanges() == 1)
+        #expect(h.one.fleet.card(at: 0).isdrKeyVersions.sorted() == [0x02, 0x41])
         try h.expectManaged(by: 2)
+        #expect(h.change().functionExecutionStatus.status == .executedWithWarning)  // the answer given stays
+    }
+
+    @Test("only the SM-SR a change goes to may call ES7 for it; and it may not replace a key set in use")
+    func es7Authorisation() throws {
+        var h = try ChangeHarness(faults2: SMSRFaults(crashAt: .changeBeforeCommit))
+        defer { h.cleanUp() }
+        try h.registerCard()
+        // A third SM-SR, registered at SM-SR1 as an SM-SR too, but not the change's target.
+        let third: OID = "1.3.6.1.4.1.99999.2.3"
+        try h.one.smsr.register(Party(oid: third, role: .smsr))
+        #expect(h.prepare().functionExecutionStatus == .success)
+        _ = h.change()  // SM-SR2 dies before the commit point: SM-SR1's change stays open
+        let eis = try #require(try h.one.stored(0))
+        let context = RequestContext(caller: third)
+        #expect(h.one.smsr.authenticateSMSR(ES7.AuthenticateSMSRRequest(functionCallIdentifier: "a", eis: eis, smsrCertificate: [0x7F, 0x21, 0x00]),
+                                            context: context).functionExecutionStatus.codes == "8.1.1/1.2")
+        let keySet = ES7.CreateAdditionalKeySetRequest(functionCallIdentifier: "k", eid: h.eid, keyVersionNumber: 1, initialSequenceCounter: 0,
+                                                       eccKeyLength: .ecc256, scenarioParameter: 9, hostID: [1], ephemeralPublicKey: [4], signature: [0])
+        #expect(h.one.smsr.createAdditionalKeySet(keySet, context: context).functionExecutionStatus.codes == "8.1.1/1.2")
+        #expect(h.one.smsr.handoverEUICC(ES7.HandoverEUICCRequest(functionCallIdentifier: "h", eis: eis), context: context)
+            .functionExecutionStatus.codes == "8.7/3.8")
+        // The target itself may not ask for a key version SM-SR1 uses (its EIS lists 1 and 40).
+        #expect(h.one.smsr.createAdditionalKeySet(keySet, context: RequestContext(caller: ChangeHarness.smsr2ID)).functionExecutionStatus.codes == "8.3/3.3")
+        // Nor can anyone replace, on the card, a key set packets were accepted under.
+        var card = h.one.fleet.card(at: 0)
+        #expect(card.isdrKeyVersions.sorted() == [0x01, 0x02, 0x40])  // SM-SR2's orphan set 2, never used
+        let key = try h.one.fleet.identity(at: 0).ecasdKey()
+        func establish(version: UInt8) throws -> StatusWord {
+            var host = try KeyEstablishmentHost(certificate: h.one.pki.smsr2.certificate!, signingKey: h.one.pki.smsr2.key!, ecasdPublicKey: key.publicKey,
+                                                parameters: KeyEstablishmentParameters(keyVersion: version))
+            let first = card.process(CommandAPDU(cla: 0x80, ins: 0xE2, p1: 0x89, p2: 0x00, data: host.certificateData(), le: 0))
+            let second = card.process(CommandAPDU(cla: 0x80, ins: 0xE2, p1: 0x89, p2: 0x01, data: try host.keyAgreementData(cardResponse: first.data), le: 0))
+            return second.sw
+        }
+        #expect(try establish(version: 0x02) == .success)  // the orphan is replaced
+        // Set 2 in use: a packet accepted under it moves its counter; then it can no longer be replaced.
+        var peer = try SCP80Peer(keys: card.activeSCP80KeySets.first { $0.keyVersion == 2 }!, tar: .isdR, counter: SCP80Counter(exactly: 1)!)
+        let command = try peer.secure(ExpandedCommandScript(commands: [CommandAPDU(cla: 0x80, ins: 0xCA, p1: 0x00, p2: 0x5A, data: [], le: 0)]))
+        #expect(try card.receiveSMS(command.userData).status == .ok)
+        #expect(try establish(version: 0x02) == .wrongData)
+    }
+
+    @Test("the ValidityPeriod ends before the first ES7 call leaves (SM-SR1 restarted late) or at the new SM-SR's own check")
+    func expiryOnEachSide() throws {
+        // SM-SR1 killed after locking, restarted after the ValidityPeriod: it never asked SM-SR2, so EXPIRED.
+        var h = try ChangeHarness(faults1: SMSRFaults(crashAt: .changeBeforeHandover))
+        defer { h.cleanUp() }
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        _ = h.change(validity: 300)
+        h.one.clock.advance(600)
+        try h.restartOne()
+        #expect(try h.one.smsr.recover() == 1)
+        #expect(h.change(validity: 300).functionExecutionStatus.status == .expired)
+        try h.expectManaged(by: 1)
+        // SM-SR2's own check: time passes between the random challenge and the key agreement.
+        let clock = h.one.clock
+        h.toOne.tamper = { response in
+            if response is ES7.AuthenticateSMSRResponse { clock.advance(600) }
+            return response
+        }
+        h.link()
+        #expect(h.prepare("p2").functionExecutionStatus == .success)
+        let response = h.change("c2", validity: 300)
+        #expect(response.functionExecutionStatus.status == .expired, "\(response.functionExecutionStatus)")
+        #expect(response.functionExecutionStatus.statusCodeData?.message?.contains("before the new key set was made") == true)
+        try h.expectManaged(by: 1)
     }
 
     @Test("an Operator's ONC at the new SM-SR discards its HandleSMSRChangeNotification; the other Operator still gets its own")

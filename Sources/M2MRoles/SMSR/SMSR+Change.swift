@@ -76,11 +76,13 @@ struct OutgoingChange: Codable {
     var requester: OID
     var deadline: Timestamp?
     var acceptableValidityPeriod: Int?
-    /// The ValidityPeriod ES7.HandoverEUICC carries (what was left when the eUICC was locked); a retry
-    /// sends the very same request.
-    var handoverValidity: Int?
-    /// The FunctionCallIdentifier of ES7.HandoverEUICC (a retry after a restart reuses it).
-    var handoverIdentifier: String
+    /// ES7.HandoverEUICC as first built when the eUICC was locked (the EIS then, the ValidityPeriod
+    /// left then): every retry sends these very bytes under the same FunctionCallIdentifier, so the
+    /// new SM-SR answers a retry with what it stored.
+    var handoverRequest: [UInt8]
+    /// Set (and committed) before the request first leaves: from then on the outcome is the new
+    /// SM-SR's to give — no expiry, no giving up on this side.
+    var sent = false
     var operationID: Int64
 }
 
@@ -95,6 +97,8 @@ struct IncomingChange: Codable {
     var oldVersions: [Int] = []
     /// Set at the commit point: what FinaliseISDRhandover still has to send (the PSK, sealed).
     var sealedPSK: [UInt8]?
+    /// The FunctionCallIdentifier of the ES7.HandoverEUICC being served (its answer is stored under it).
+    var handoverIdentifier: String?
 }
 
 /// States of the change rows.
@@ -136,6 +140,18 @@ extension SMSR {
 
     func peer(_ smsrID: OID) -> (any ES7Endpoint)? { peers.withLock { $0[smsrID] } }
 
+    /// Marks an SM-SR change of `eid` as running in this process (false: one already is).
+    func claim(_ eid: EID) -> Bool { changesInFlight.withLock { $0.insert(eid).inserted } }
+    func release(_ eid: EID) { _ = changesInFlight.withLock { $0.remove(eid) } }
+
+    /// Functions that rewrite the EIS (POL2, subscription address, properties) wait while an SM-SR
+    /// change holds the eUICC: the EIS was handed over as it was when the change began.
+    func requireNoSMSRChange(_ eid: EID, in tx: any SMSRReading) throws {
+        if let operation = try tx.activeOperation(eid), operation.kind == Self.smsrChangeKind {
+            throw Refusal(.euicc, .pendingOperation, "an SM-SR change of this eUICC is in progress", identifier: eid.text)
+        }
+    }
+
     static let smsrChangeKind = "SMSRChange"
 
     static func expired(_ message: String, identifier: String? = nil) -> FunctionExecutionStatus {
@@ -174,14 +190,21 @@ extension SMSR {
             guard !configuration.credentials.isEmpty else {
                 throw Refusal(.smsr, .unsupported, "this SM-SR has no CERT.SR.ECDSA to take over eUICCs with", identifier: configuration.smsrID.text)
             }
-            if let open = try store.read({ try $0.smsrChange(eid, direction: .incoming) }),
-                open.state == ChangeState.handingOver || open.state == ChangeState.committed
-            {
-                throw Refusal(.euicc, .pendingOperation, "an SM-SR change of this eUICC is in progress", identifier: eid.text)
-            }
             try checkChangePolicy(call, eis: nil, name: "PrepareSMSRChange", arguments: ["current_smsr_id": .string(request.currentSMSRID.text)])
             let machine = IncomingChange(current: request.currentSMSRID, requester: call.caller.oid, deadline: call.deadline)
             return try call.commit { tx in
+                // Checked and written in one transaction: a change under way is never overwritten, nor
+                // another Operator's preparation while it is valid.
+                if let open = try tx.smsrChange(eid, direction: .incoming) {
+                    if open.state == ChangeState.handingOver || open.state == ChangeState.committed {
+                        throw Refusal(.euicc, .pendingOperation, "an SM-SR change of this eUICC is in progress", identifier: eid.text)
+                    }
+                    if open.state == ChangeState.prepared, let other = try? JSONDecoder().decode(IncomingChange.self, from: Data(open.machine)),
+                        other.requester != call.caller.oid, !isPast(other.deadline) || other.deadline == nil
+                    {
+                        throw Refusal(.euicc, .pendingOperation, "another Operator prepared an SM-SR change of this eUICC", identifier: eid.text)
+                    }
+                }
                 try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .incoming, peer: request.currentSMSRID, state: ChangeState.prepared,
                                                       functionCallID: nil, machine: try JSONCoding.encode(machine)), now: call.now)
                 return ES4.PrepareSMSRChangeResponse(functionExecutionStatus: .success)
@@ -205,15 +228,20 @@ extension SMSR {
                 throw Refusal(.functionRequester, .notAllowed, "the Operator owns no Profile on the eUICC", identifier: call.caller.oid.text)
             }
             try checkChangePolicy(call, eis: stored.eis, name: "SMSRChange", arguments: ["target_smsr_id": .string(request.targetSMSRID.text)])
-            // The eUICC is locked for the whole procedure (step 3): an operation row.
+            // The eUICC is locked for the whole procedure (step 3): an operation row. While this call runs
+            // the change is in flight here: `retrySMSRChanges` leaves it alone.
+            guard claim(eid) else { throw Refusal(.euicc, .pendingOperation, "an SM-SR change of this eUICC is in progress", identifier: eid.text) }
+            defer { release(eid) }
             var machine = OutgoingChange(target: request.targetSMSRID, requester: call.caller.oid, deadline: call.deadline,
-                                         acceptableValidityPeriod: call.acceptableValidityPeriod,
-                                         handoverValidity: call.deadline.map { Int(max(1, $0.seconds - clock.now().seconds)) },
-                                         handoverIdentifier: "es7:\(configuration.smsrID.text):\(call.id)", operationID: 0)
+                                         acceptableValidityPeriod: call.acceptableValidityPeriod, handoverRequest: [], operationID: 0)
             try store.write { tx in
                 if try tx.activeOperation(eid) != nil || liveLease(eid, in: tx) != nil {
                     throw Refusal(.euicc, .pendingOperation, "another operation is in progress on the eUICC", identifier: eid.text)
                 }
+                guard let locked = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
+                machine.handoverRequest = MessageBytes.encode(ES7.HandoverEUICCRequest(
+                    functionCallIdentifier: "es7:\(configuration.smsrID.text):\(call.id)",
+                    validityPeriod: call.deadline.map { Int(max(1, $0.seconds - clock.now().seconds)) }, eis: locked.eis))
                 machine.operationID = try tx.insertOperation(eid: eid, kind: Self.smsrChangeKind, iccid: nil, functionCallID: call.id,
                                                              machine: try JSONCoding.encode(machine), now: call.now)
                 try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .outgoing, peer: request.targetSMSRID, state: ChangeState.handingOver,
@@ -227,23 +255,38 @@ extension SMSR {
     /// Step 4 onwards on the current SM-SR: ES7.HandoverEUICC to the new one, then the outcome. Throws
     /// `Unresolved` when the new SM-SR did not answer (the change stays open for `recover()`).
     func handOver(_ eid: EID, machine: OutgoingChange, callID: Int64, processingStart: Timestamp) throws -> ES4.SMSRChangeResponse {
-        if isPast(machine.deadline) {
-            return try closeOutgoing(eid, machine: machine, callID: callID, processingStart: processingStart,
-                                     status: Self.expired("the ValidityPeriod ended before the handover; the eUICC stays with this SM-SR", identifier: eid.text))
+        var machine = machine
+        if !machine.sent {
+            // Expiry is this side's to decide only while the new SM-SR has not been asked.
+            if isPast(machine.deadline) {
+                return try closeOutgoing(eid, machine: machine, callID: callID, processingStart: processingStart,
+                                         status: Self.expired("the ValidityPeriod ended before the handover; the eUICC stays with this SM-SR", identifier: eid.text))
+            }
+            machine.sent = true
+            let record = machine
+            try store.write { tx in
+                try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .outgoing, peer: record.target, state: ChangeState.handingOver,
+                                                      functionCallID: callID, machine: try JSONCoding.encode(record)), now: clock.now())
+            }
         }
         guard let peer = peer(machine.target) else { throw Unresolved(detail: "no ES7 endpoint of SM-SR \(machine.target.text)") }
-        let eis = try requireEIS(eid).eis
+        let request = try MessageBytes.decode(ES7.HandoverEUICCRequest.self, machine.handoverRequest)
         let answer: ES7.HandoverEUICCResponse
         do {
-            answer = try peer.call(ES7.HandoverEUICCRequest(functionCallIdentifier: machine.handoverIdentifier, validityPeriod: machine.handoverValidity, eis: eis))
+            answer = try peer.call(request)
         } catch {
             // The transport's detail (addresses, errno) stays out of the answer.
             throw Unresolved(detail: "SM-SR \(machine.target.text) did not answer ES7.HandoverEUICC")
         }
         let status = answer.functionExecutionStatus
-        // The new SM-SR is still at it (a retry during its recovery): ask again later.
-        if status.status == .failed, status.statusCodeData?.subject == .function, status.statusCodeData?.reason == .pendingOperation {
-            throw Unresolved(detail: "SM-SR \(machine.target.text) is still executing the handover")
+        // Answers that do not settle the outcome: the new SM-SR still at it (1.6/4.4), its own outcome
+        // not known yet (1.2/4.2: it stores none and finishes in its recovery), an identifier clash
+        // (1.6/3.3, never expected with the stored bytes). The eUICC stays locked; ask again later.
+        if status.status == .failed, let data = status.statusCodeData,
+            (data.subject == .function && (data.reason == .pendingOperation || data.reason == .alreadyInUse))
+                || (data.subject == .functionProvider && data.reason == .executionError)
+        {
+            throw Unresolved(detail: "SM-SR \(machine.target.text) has not settled the handover yet")
         }
         return try closeOutgoing(eid, machine: machine, callID: callID, processingStart: processingStart, status: status)
     }
@@ -320,6 +363,11 @@ extension SMSR {
             ES7.CreateAdditionalKeySetResponse(functionExecutionStatus: $0, derivationRandom: [], receipt: [])
         }) { call in
             _ = try requireOutgoing(request.eid, caller: call.caller.oid)
+            // The new key set may not replace one in use (this SM-SR's: the versions its EIS lists).
+            let inUse = try requireEIS(request.eid).eis.isdR.keysets.map(\.version)
+            guard !inUse.contains(request.keyVersionNumber) else {
+                throw Refusal(.isdr, .alreadyInUse, "key version \(request.keyVersionNumber) is in use on the eUICC", identifier: request.eid.text)
+            }
             guard request.eccKeyLength == .ecc256 else {
                 throw Refusal(.ecasd, .unsupported, "\(request.eccKeyLength.rawValue): the eUICC's keys are 256-bit", identifier: request.eid.text)
             }
@@ -378,28 +426,48 @@ extension SMSR {
                 try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .incoming, peer: call.caller.oid, state: ChangeState.handingOver,
                                                       functionCallID: call.id, machine: try JSONCoding.encode(machine)), now: call.now)
             }
+            guard claim(eid) else { throw Refusal(.euicc, .pendingOperation, "an SM-SR change of this eUICC is in progress", identifier: eid.text) }
+            defer { release(eid) }
+            machine.handoverIdentifier = call.functionCallIdentifier
+            var committed = false
             do {
-                try establishKeys(eis, machine: &machine, call: call)
-            } catch let refusal as Refusal {
+                try establishKeys(eis, machine: &machine, call: call, committed: &committed)
+            } catch let crash as SimulatedCrash {
+                throw crash
+            } catch let error where !committed {
+                // Before the commit point every failure is this change's end: the row says so (a new
+                // PrepareSMSRChange may follow) and the answer is stored. An unexpected error gets an
+                // SM-SR-side code: 1.2/4.2 stays for "not known yet" (the current SM-SR asks again).
                 try store.write { tx in
                     try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .incoming, peer: call.caller.oid, state: ChangeState.failed,
                                                           functionCallID: call.id, machine: try JSONCoding.encode(machine)), now: clock.now())
                 }
-                throw refusal
+                if let refusal = error as? Refusal { throw refusal }
+                throw Refusal(.smsr, .executionError, "the handover failed before the commit point (\(type(of: error)))", identifier: eid.text)
+            } catch {
+                // After the commit point this SM-SR manages the eUICC, whatever failed: no failure is
+                // stored; recovery finishes the change and stores its answer.
+                throw Unresolved(detail: "committed; finishing (\(type(of: error)))")
             }
             try crash(at: .changeAfterCommit)
             let status = finalise(eid, machine: machine)
-            return try call.commit { tx in
-                try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .incoming, peer: call.caller.oid, state: ChangeState.completed,
-                                                      functionCallID: call.id, machine: try JSONCoding.encode(machine)), now: clock.now())
-                return ES7.HandoverEUICCResponse(functionExecutionStatus: status)
+            do {
+                return try call.commit { tx in
+                    // A warning leaves the row committed: the finalisation is tried again until it is done.
+                    try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .incoming, peer: call.caller.oid,
+                                                          state: status == .success ? ChangeState.completed : ChangeState.committed,
+                                                          functionCallID: call.id, machine: try JSONCoding.encode(machine)), now: clock.now())
+                    return ES7.HandoverEUICCResponse(functionExecutionStatus: status)
+                }
+            } catch {
+                throw Unresolved(detail: "committed; the answer is not stored yet (\(type(of: error)))")
             }
         }
     }
 
     /// Steps 6–12 on the new SM-SR: AuthenticateSMSR and CreateAdditionalKeySet through the current
     /// SM-SR, the receipt verified, then the commit: the EIS, keys, audit and notifications.
-    func establishKeys(_ eis: EIS, machine: inout IncomingChange, call: Call) throws {
+    func establishKeys(_ eis: EIS, machine: inout IncomingChange, call: Call, committed: inout Bool) throws {
         let eid = eis.eid
         guard let peer = peer(machine.current) else { throw Refusal(.smsr, .unknown, "no ES7 endpoint of SM-SR \(machine.current.text)") }
         guard let chosen = GPCredential.choose(for: eis, among: configuration.credentials) else {
@@ -469,6 +537,7 @@ extension SMSR {
             throw Refusal(.isdr, .verificationFailed, "the eUICC's receipt does not match: the key set is not this SM-SR's", identifier: eid.text)
         }
         try commitHandover(eis, keys: keys, machine: &machine, callID: call.id)
+        committed = true
     }
 
     /// The commit point: from here this SM-SR manages the eUICC.
@@ -589,25 +658,36 @@ extension SMSR {
 
     // MARK: - Recovery
 
-    /// Finishes the SM-SR changes a restart interrupted: the new SM-SR fails a change that had not
-    /// reached the commit point and finalises one that had; the current SM-SR asks the new one again
-    /// (same FunctionCallIdentifier). Returns how many were closed.
+    /// At start, after a restart: the new SM-SR fails a change that had not reached the commit point
+    /// (its ephemeral key died with the process) and finalises one that had; the current SM-SR asks
+    /// the new one again (same request bytes, same FunctionCallIdentifier). Returns how many ended.
     @discardableResult
-    public func recoverSMSRChanges() throws -> Int {
+    public func recoverSMSRChanges() throws -> Int { try finishSMSRChanges(afterRestart: true) }
+
+    /// While running (a server every few seconds): asks again about handovers whose outcome was not
+    /// known, and finalises committed changes whose FinaliseISDRhandover did not complete. Changes
+    /// running in this process are left alone. Returns how many ended.
+    @discardableResult
+    public func retrySMSRChanges() throws -> Int { try finishSMSRChanges(afterRestart: false) }
+
+    func finishSMSRChanges(afterRestart: Bool) throws -> Int {
         var closed = 0
         for record in try store.read({ try $0.openSMSRChanges() }) {
+            guard claim(record.eid) else { continue }
+            defer { release(record.eid) }
             switch (record.direction, record.state) {
-            case (.incoming, ChangeState.handingOver):
-                // The ephemeral key died with the process: this attempt cannot finish. The card may hold
-                // a key set nobody knows; a later change with the same version replaces it.
+            case (.incoming, ChangeState.handingOver) where afterRestart:
+                // The card may hold a key set nobody knows; a later change with the same version replaces it.
                 try closeIncoming(record, state: ChangeState.failed, status: .failed(
-                    .functionProvider, .executionError, identifier: record.eid.text,
+                    .smsr, .executionError, identifier: record.eid.text,
                     message: "interrupted by a restart of the new SM-SR before the commit point; the eUICC stays with SM-SR \(record.peer.text)"))
                 closed += 1
             case (.incoming, ChangeState.committed):
                 guard let machine = try? JSONDecoder().decode(IncomingChange.self, from: Data(record.machine)) else { continue }
-                try closeIncoming(record, state: ChangeState.completed, status: finalise(record.eid, machine: machine))
-                closed += 1
+                let status = finalise(record.eid, machine: machine)
+                try closeIncoming(record, state: status == .success ? ChangeState.completed : ChangeState.committed, status: status,
+                                  identifier: machine.handoverIdentifier)
+                if status == .success { closed += 1 }
             case (.outgoing, ChangeState.handingOver):
                 guard let machine = try? JSONDecoder().decode(OutgoingChange.self, from: Data(record.machine)), let callID = record.functionCallID else { continue }
                 do {
@@ -623,13 +703,15 @@ extension SMSR {
         return closed
     }
 
-    /// Ends the new SM-SR's side after a restart: the row's final state and the HandoverEUICC answer
-    /// the current SM-SR gets when it asks again.
-    func closeIncoming(_ record: SMSRChangeRecord, state: String, status: FunctionExecutionStatus) throws {
+    /// The new SM-SR's side after a restart or a retry: the row's state and, when none is stored yet,
+    /// the HandoverEUICC answer the current SM-SR gets when it asks again (an answer already given —
+    /// a warning — stays as it was).
+    func closeIncoming(_ record: SMSRChangeRecord, state: String, status: FunctionExecutionStatus, identifier: String? = nil) throws {
         let now = clock.now()
         try store.write { tx in
             try tx.putSMSRChange(SMSRChangeRecord(eid: record.eid, direction: .incoming, peer: record.peer, state: state,
                                                   functionCallID: record.functionCallID, machine: record.machine), now: now)
+            if let identifier, try tx.functionCall(caller: record.peer, identifier: identifier)?.state == .completed { return }
             if let callID = record.functionCallID {
                 try tx.completeFunctionCall(callID, response: MessageBytes.encode(ES7.HandoverEUICCResponse(processingEnd: now, functionExecutionStatus: status)),
                                             now: now)

@@ -380,6 +380,7 @@ extension SMSR: ES1Provider {
             let keys = request.additionalProperties.properties.map(\.key)
             guard Set(keys).count == keys.count else { throw Refusal(.protocolFormat, .invalid, "a property key appears twice") }
             return try call.commit { tx in
+                try requireNoSMSRChange(request.eid, in: tx)
                 guard var current = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
                 current.eis.additionalProperties = request.additionalProperties.properties
                 try tx.updateEIS(current.eis, now: call.now)

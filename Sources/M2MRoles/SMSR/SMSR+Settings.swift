@@ -108,6 +108,7 @@ extension SMSR {
         // An ES3 call relays the owner's ES2 request: the owner is the requester.
         let requester = call.caller.role == .smdp ? profile.mnoID : call.caller.oid
         return { [self] tx in
+            try requireNoSMSRChange(eid, in: tx)
             guard var current = try tx.eis(eid), let index = current.eis.profiles.firstIndex(where: { $0.iccid == iccid }) else {
                 throw Refusal(.profileICCID, .unknown, "no such Profile on this eUICC", identifier: iccid.text)
             }
@@ -129,6 +130,7 @@ extension SMSR {
         let profile = try requireProfile(iccid, in: stored.eis)
         try requireOwner(profile, caller: call.caller)
         return { [self] tx in
+            try requireNoSMSRChange(eid, in: tx)
             guard var current = try tx.eis(eid), let index = current.eis.profiles.firstIndex(where: { $0.iccid == iccid }) else {
                 throw Refusal(.profileICCID, .unknown, "no such Profile on this eUICC", identifier: iccid.text)
             }

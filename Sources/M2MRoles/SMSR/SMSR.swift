@@ -154,6 +154,8 @@ public final class SMSR: Sendable {
     static let counterBlock: UInt64 = 16
     /// The other SM-SRs this one can reach over ES7 (SM-SR change), by their OID.
     let peers = Mutex<[OID: any ES7Endpoint]>([:])
+    /// The eUICCs whose SM-SR change runs in this process now.
+    let changesInFlight = Mutex<Set<EID>>([])
 
     public init(
         configuration: SMSRConfiguration, trust: SMSRTrust, store: any SMSRStore, policy: PolicyEngine, transport: any EUICCTransport,
