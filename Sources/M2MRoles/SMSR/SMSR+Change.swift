@@ -79,7 +79,8 @@ struct OutgoingChange: Codable {
     /// ES7.HandoverEUICC as first built when the eUICC was locked (the EIS then, the ValidityPeriod
     /// left then): every retry sends these very bytes under the same FunctionCallIdentifier, so the
     /// new SM-SR answers a retry with what it stored.
-    var handoverRequest: [UInt8]
+    /// (`Data`: base64 in the row's JSON — a byte array would be written number by number.)
+    var handoverRequest: Data
     /// Set (and committed) before the request first leaves: from then on the outcome is the new
     /// SM-SR's to give — no expiry, no giving up on this side.
     var sent = false
@@ -233,15 +234,15 @@ extension SMSR {
             guard claim(eid) else { throw Refusal(.euicc, .pendingOperation, "an SM-SR change of this eUICC is in progress", identifier: eid.text) }
             defer { release(eid) }
             var machine = OutgoingChange(target: request.targetSMSRID, requester: call.caller.oid, deadline: call.deadline,
-                                         acceptableValidityPeriod: call.acceptableValidityPeriod, handoverRequest: [], operationID: 0)
+                                         acceptableValidityPeriod: call.acceptableValidityPeriod, handoverRequest: Data(), operationID: 0)
             try store.write { tx in
                 if try tx.activeOperation(eid) != nil || liveLease(eid, in: tx) != nil {
                     throw Refusal(.euicc, .pendingOperation, "another operation is in progress on the eUICC", identifier: eid.text)
                 }
                 guard let locked = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
-                machine.handoverRequest = MessageBytes.encode(ES7.HandoverEUICCRequest(
+                machine.handoverRequest = Data(MessageBytes.encode(ES7.HandoverEUICCRequest(
                     functionCallIdentifier: "es7:\(configuration.smsrID.text):\(call.id)",
-                    validityPeriod: call.deadline.map { Int(max(1, $0.seconds - clock.now().seconds)) }, eis: locked.eis))
+                    validityPeriod: call.deadline.map { Int(max(1, $0.seconds - clock.now().seconds)) }, eis: locked.eis)))
                 machine.operationID = try tx.insertOperation(eid: eid, kind: Self.smsrChangeKind, iccid: nil, functionCallID: call.id,
                                                              machine: try JSONCoding.encode(machine), now: call.now)
                 try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .outgoing, peer: request.targetSMSRID, state: ChangeState.handingOver,
@@ -270,7 +271,7 @@ extension SMSR {
             }
         }
         guard let peer = peer(machine.target) else { throw Unresolved(detail: "no ES7 endpoint of SM-SR \(machine.target.text)") }
-        let request = try MessageBytes.decode(ES7.HandoverEUICCRequest.self, machine.handoverRequest)
+        let request = try MessageBytes.decode(ES7.HandoverEUICCRequest.self, Array(machine.handoverRequest))
         let answer: ES7.HandoverEUICCResponse
         do {
             answer = try peer.call(request)
