@@ -192,7 +192,9 @@ extension SMSR {
                 throw Refusal(.smsr, .unsupported, "this SM-SR has no CERT.SR.ECDSA to take over eUICCs with", identifier: configuration.smsrID.text)
             }
             try checkChangePolicy(call, eis: nil, name: "PrepareSMSRChange", arguments: ["current_smsr_id": .string(request.currentSMSRID.text)])
-            let machine = IncomingChange(current: request.currentSMSRID, requester: call.caller.oid, deadline: call.deadline)
+            // A preparation lasts its ValidityPeriod, or the longest one honoured when none was given.
+            let deadline = call.deadline ?? Timestamp(seconds: call.now.seconds + Int64(configuration.maximumValidityPeriod))
+            let machine = IncomingChange(current: request.currentSMSRID, requester: call.caller.oid, deadline: deadline)
             return try call.commit { tx in
                 // Checked and written in one transaction: a change under way is never overwritten, nor
                 // another Operator's preparation while it is valid.
@@ -201,7 +203,7 @@ extension SMSR {
                         throw Refusal(.euicc, .pendingOperation, "an SM-SR change of this eUICC is in progress", identifier: eid.text)
                     }
                     if open.state == ChangeState.prepared, let other = try? JSONDecoder().decode(IncomingChange.self, from: Data(open.machine)),
-                        other.requester != call.caller.oid, !isPast(other.deadline) || other.deadline == nil
+                        other.requester != call.caller.oid, !isPast(other.deadline)
                     {
                         throw Refusal(.euicc, .pendingOperation, "another Operator prepared an SM-SR change of this eUICC", identifier: eid.text)
                     }
