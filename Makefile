@@ -18,7 +18,8 @@ release: bootstrap
 # The whole suite: generated code up to date, every Swift test (xmllint and openssl checks included),
 # then the Lua policy bundles' own tests through the same sandbox as production, then an SM-SR
 # process killed mid-enable and recovered against an emulated fleet in another process, then
-# `m2mrsp serve` and `m2mrsp call` over mutual TLS on loopback, the demo's scenario, and every v3
+# `m2mrsp serve` and `m2mrsp call` over mutual TLS on loopback, an SM-SR change whose new SM-SR
+# process is killed after the commit point and restarted, the demo's scenario, and every v3
 # function driven by zeep (a stock WSDL-driven SOAP client, pip-installed into a cache venv) with
 # GSMA's WSDLs, its captured traffic validated by xmllint against the schema.
 test: bootstrap check-generated
@@ -27,6 +28,7 @@ test: bootstrap check-generated
 	$(SWIFT) run --skip-build m2mrsp policy test plugins policies
 	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/crash-test.sh
 	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/serve-test.sh
+	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/change-crash-test.sh
 	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/demo-scenario.sh
 	M2MRSP_BIN=$$($(SWIFT) build --show-bin-path)/m2mrsp bash scripts/interop-test.sh
 

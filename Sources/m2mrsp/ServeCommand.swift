@@ -46,6 +46,12 @@ struct ServeConfiguration: Codable {
         var scp80: String?
         /// Serve the built-in fleet over the loopback SCP80 framing too (HOST:PORT), so another SM-SR can reach it.
         var serveSCP80: String?
+        /// Seconds an ES7 call waits for the peer's callback (default 120).
+        var es7Timeout: Double?
+        /// TEST ONLY: kill this process (SIGKILL) at the named point of an operation (`SMSRFaults.Point`:
+        /// beforeES5, afterES5, beforeCommit, afterCommit, changeBeforeHandover, changeBeforeCommit,
+        /// changeAfterCommit) — scripts/change-crash-test.sh.
+        var crashAt: String?
     }
 
     struct SMDPPart: Codable {
@@ -412,8 +418,16 @@ final class ServeNode: @unchecked Sendable {
             }
         }
         let store = try SQLiteSMSRStore(path: dataURL.appendingPathComponent("smsr.sqlite").path, codec: XMLDocumentCodec())
+        var faults = SMSRFaults()
+        if let point = part.crashAt {
+            guard let crash = SMSRFaults.Point(rawValue: point) else {
+                throw ServeFailure("smsr.crashAt '\(point)' is not one of \(SMSRFaults.Point.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            faults = SMSRFaults(crashAt: crash, killProcess: true)
+            log.info("TEST ONLY: this SM-SR kills itself at \(point)")
+        }
         let smsr = try SMSR(configuration: configuration, trust: SMSRTrust(ci: ci, eums: [try pki.id("eum"): eum]), store: store, policy: try engine(),
-                            transport: transport)
+                            transport: transport, faults: faults)
         for party in parties { try smsr.register(party) }
         self.smsr = smsr
         let client = try client(folder, id: smsrID, base: "\(scheme)://\(host):\(part.port)")
@@ -425,7 +439,7 @@ final class ServeNode: @unchecked Sendable {
             let peerID = try pki.id(role)
             try smsr.register(Party(oid: peerID, role: .smsr))
             smsr.connect(smsr: peerID, endpoint: SOAPES7Endpoint(client: client, smsr: EndpointAddress(address: "\(url)/ES7", entityID: peerID),
-                                                                 callbacks: (mailbox, replyTo, 120)))
+                                                                 callbacks: (mailbox, replyTo, part.es7Timeout ?? 120)))
         }
         // SM-SR changes are finished once this SM-SR listens (the other SM-SR calls back), below.
         let recovered = try smsr.recover(includingSMSRChanges: false)
