@@ -91,7 +91,7 @@ grep -E "SM-SR change recovery" "$work/serve2.log" | sed 's/^[^ ]* //' || true
 echo "the Operator's retry of SMSRChange: $(status "$work/retry.json")"
 
 say "exactly one SM-SR manages the card"
-call ES4.AuditEIS --to "https://127.0.0.1:$port2/ES4" --as mno --param eid="$eid" --param iccids="[]" >"$work/audit2.json"
+call ES4.AuditEIS --to "https://127.0.0.1:$port2/ES4" --as mno --param eid="$eid" >"$work/audit2.json"
 grep -q '"status" : "EXECUTED_SUCCESS"' "$work/audit2.json" || fail "SM-SR2 cannot audit the card: $(cat "$work/audit2.json")"
 grep -q "\"smsrID\" : \"$SMSR2\"" "$work/audit2.json" || fail "the EIS does not name SM-SR2"
 call ES4.GetEIS --to "https://127.0.0.1:$port1/ES4" --as mno --param eid="$eid" >"$work/old.json"

@@ -156,6 +156,21 @@ def gen_swift_function(f):
             out[-1] = out[-1] + ""
         out.append("        }")
         out.append("")
+        if any(fd[3] == "*" for fd in fields):
+            # JSON (`m2mrsp call`, `soap encode`): a list left out is empty, as in XML.
+            out.append("        /// JSON: a list field left out is empty, as an absent element is in XML.")
+            out.append("        public init(from decoder: any Decoder) throws {")
+            out.append("            let c = try decoder.container(keyedBy: CodingKeys.self)")
+            for fd in fields:
+                base = swift_decl_type(fd).rstrip("?")
+                if fd[3] == "*":
+                    out.append(f"            self.{fd[1]} = try c.decodeIfPresent({base}.self, forKey: .{fd[1]}) ?? []")
+                elif fd[3] == "?":
+                    out.append(f"            self.{fd[1]} = try c.decodeIfPresent({base}.self, forKey: .{fd[1]})")
+                else:
+                    out.append(f"            self.{fd[1]} = try c.decode({base}.self, forKey: .{fd[1]})")
+            out.append("        }")
+            out.append("")
         out.append("        public init(xmlElement element: XMLElement) throws(SOAPError) {")
         if fields:
             out.append(f'            var r = ChildReader(element, path: "{element}")')

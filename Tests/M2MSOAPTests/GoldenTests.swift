@@ -72,6 +72,15 @@ struct FieldTests {
         return try #require(try SOAPCodec.decode(Repo.bytes(url)).message as? T)
     }
 
+    @Test("JSON: a list field left out is empty (as an absent element in XML); a mandatory field left out is an error")
+    func jsonLists() throws {
+        let json = Data(#"{"function":"ES4.AuditEIS","kind":"request","body":{"functionCallIdentifier":"a","eid":"89049032000000000000000000001230"}}"#.utf8)
+        let audit = try #require(try JSONDecoder().decode(EnvelopeJSON.self, from: json).envelope.message as? ES4.AuditEISRequest)
+        #expect(audit.iccids.isEmpty && audit.validityPeriod == nil)
+        let missing = Data(#"{"function":"ES4.AuditEIS","kind":"request","body":{"functionCallIdentifier":"a"}}"#.utf8)
+        #expect(throws: (any Error).self) { try JSONDecoder().decode(EnvelopeJSON.self, from: missing) }
+    }
+
     @Test("ES3.CreateISDP request: every element")
     func createISDP() throws {
         let m = try Self.message(ES3.CreateISDPRequest.self)

@@ -42,6 +42,16 @@ extension ES2 {
             self.iccids = iccids
         }
 
+        /// JSON: a list field left out is empty, as an absent element is in XML.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.functionCallIdentifier = try c.decode(String.self, forKey: .functionCallIdentifier)
+            self.validityPeriod = try c.decodeIfPresent(Int.self, forKey: .validityPeriod)
+            self.eid = try c.decode(EID.self, forKey: .eid)
+            self.smsrID = try c.decode(OID.self, forKey: .smsrID)
+            self.iccids = try c.decodeIfPresent([ICCID].self, forKey: .iccids) ?? []
+        }
+
         public init(xmlElement element: XMLElement) throws(SOAPError) {
             var r = ChildReader(element, path: "ES2-AuditEISRequest")
             self.functionCallIdentifier = try r.required("FunctionCallIdentifier")

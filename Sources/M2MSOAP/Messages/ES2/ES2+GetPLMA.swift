@@ -93,6 +93,16 @@ extension ES2 {
             self.plmas = plmas
         }
 
+        /// JSON: a list field left out is empty, as an absent element is in XML.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.processingStart = try c.decodeIfPresent(Timestamp.self, forKey: .processingStart)
+            self.processingEnd = try c.decodeIfPresent(Timestamp.self, forKey: .processingEnd)
+            self.acceptableValidityPeriod = try c.decodeIfPresent(Int.self, forKey: .acceptableValidityPeriod)
+            self.functionExecutionStatus = try c.decode(FunctionExecutionStatus.self, forKey: .functionExecutionStatus)
+            self.plmas = try c.decodeIfPresent([PLMA].self, forKey: .plmas) ?? []
+        }
+
         public init(xmlElement element: XMLElement) throws(SOAPError) {
             var r = ChildReader(element, path: "ES2-GetPLMAResponse")
             self.processingStart = try r.optional("ProcessingStart")

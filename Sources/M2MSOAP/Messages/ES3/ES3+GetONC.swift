@@ -87,6 +87,16 @@ extension ES3 {
             self.oncs = oncs
         }
 
+        /// JSON: a list field left out is empty, as an absent element is in XML.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.processingStart = try c.decodeIfPresent(Timestamp.self, forKey: .processingStart)
+            self.processingEnd = try c.decodeIfPresent(Timestamp.self, forKey: .processingEnd)
+            self.acceptableValidityPeriod = try c.decodeIfPresent(Int.self, forKey: .acceptableValidityPeriod)
+            self.functionExecutionStatus = try c.decode(FunctionExecutionStatus.self, forKey: .functionExecutionStatus)
+            self.oncs = try c.decodeIfPresent([ONC].self, forKey: .oncs) ?? []
+        }
+
         public init(xmlElement element: XMLElement) throws(SOAPError) {
             var r = ChildReader(element, path: "ES3-GetONCResponse")
             self.processingStart = try r.optional("ProcessingStart")
