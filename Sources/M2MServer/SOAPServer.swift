@@ -42,6 +42,12 @@ public final class SOAPServer: Sendable {
         public var wsdls: [String: String] = [:]
         /// Threads running role code.
         public var workerThreads = max(2, ProcessInfo.processInfo.activeProcessorCount * 2)
+        /// Functions ("ES4.SMSRChange") whose asynchronous run waits on other servers (an SM-SR change
+        /// waits for the other SM-SR, which calls back here): run on threads of their own, so they can
+        /// never take every worker the calls they wait for need.
+        public var waitingFunctions: Set<String> = []
+        /// Threads for `waitingFunctions`.
+        public var waitingThreads = 64
         /// Told of every message served (metrics): its function, how it ended, how long it took.
         public var observe: (@Sendable (Observation) -> Void)? = nil
         /// Where callbacks are kept until acknowledged (nil: in memory only).
@@ -70,6 +76,8 @@ public final class SOAPServer: Sendable {
     let client: SOAPClient?
     let group: MultiThreadedEventLoopGroup
     let pool: NIOThreadPool
+    /// Runs the asynchronous part of `waitingFunctions` (nil: none configured).
+    let waitPool: NIOThreadPool?
     let channel = Mutex<(any Channel)?>(nil)
     let connections = Atomic<Int>(0)
     /// Callbacks still being sent (shutdown waits for them: no accepted work is lost).
@@ -81,6 +89,7 @@ public final class SOAPServer: Sendable {
         self.client = client
         self.group = group
         self.pool = NIOThreadPool(numberOfThreads: configuration.workerThreads)
+        self.waitPool = configuration.waitingFunctions.isEmpty ? nil : NIOThreadPool(numberOfThreads: configuration.waitingThreads)
     }
 
     /// Binds and serves; returns the port.
@@ -91,6 +100,7 @@ public final class SOAPServer: Sendable {
         }
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: try $0.serverConfiguration()) }
         pool.start()
+        waitPool?.start()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -123,6 +133,7 @@ public final class SOAPServer: Sendable {
         let deadline = Date().addingTimeInterval(grace)
         while pendingCallbacks.load(ordering: .relaxed) > 0, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         try? pool.syncShutdownGracefully()
+        try? waitPool?.syncShutdownGracefully()
     }
 
     // MARK: - One message
@@ -133,6 +144,8 @@ public final class SOAPServer: Sendable {
         var body: [UInt8]?
         var contentType = "application/soap+xml; charset=utf-8"
         var then: (@Sendable () -> Void)? = nil
+        /// `then` waits on other servers: it runs on the wait pool.
+        var waits = false
     }
 
     static func faultReply(_ error: SOAPError, relatesTo: String?, status: HTTPResponseStatus = .badRequest) -> Reply {
@@ -213,7 +226,7 @@ public final class SOAPServer: Sendable {
                                              action: ActionTable.action(for: response.descriptor, asynchronous: true)),
                     message: response)
                 client?.deliverCallback(callback, to: replyTo, store: configuration.callbacks)
-            }), "accepted")
+            }, waits: configuration.waitingFunctions.contains("\(message.descriptor.function)")), "accepted")
         }
         switch service.handle(message, caller: caller, header: envelope.header) {
         case .accepted:
@@ -327,7 +340,7 @@ final class SOAPHTTPHandler: ChannelInboundHandler {
                 let (handler, context) = loopBound.value
                 handler.write(context: context, reply, keepAlive: keepAlive)
             }
-            if let then = reply.then { server.pool.submit { _ in then() } }
+            if let then = reply.then { (reply.waits ? server.waitPool ?? server.pool : server.pool).submit { _ in then() } }
         }
     }
 

@@ -309,9 +309,13 @@ final class ServeNode: @unchecked Sendable {
         var configuration = SOAPServer.Configuration(address: EndpointAddress(address: "\(scheme)://\(host):\(port)", entityID: id),
                                                      tls: settings.plainHTTP == true ? nil : try pki.tls(folder, server: true))
         configuration.allowPlainHTTP = settings.plainHTTP == true
-        // An SM-SR's ES7 calls wait on a worker for the peer's callback while the peer's own calls
-        // need workers here: more of them than the default.
-        if folder.hasPrefix("smsr") { configuration.workerThreads = max(configuration.workerThreads, 32) }
+        // An SM-SR change waits for the other SM-SR, which calls back here: asynchronous SMSRChange and
+        // HandoverEUICC run on threads of their own (the short ES7 functions and the callbacks they
+        // wait for keep the workers), and there are more workers than the default for synchronous ones.
+        if folder.hasPrefix("smsr") {
+            configuration.workerThreads = max(configuration.workerThreads, 32)
+            configuration.waitingFunctions = ["ES4.SMSRChange", "ES7.HandoverEUICC"]
+        }
         configuration.host = host
         configuration.port = port
         configuration.wsdls = wsdls.mapValues { "\(wsdlDirectory)/\($0)" }

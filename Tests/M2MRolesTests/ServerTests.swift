@@ -228,9 +228,14 @@ struct ServerTests {
         let client2 = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/smsr2", entityID: ChangeHarness.smsr2ID),
                                      tls: Self.credentials(pki.smsr2, pki, server: false), group: group)
         func server(_ smsr: SMSR, _ role: TestPKI.Role, _ client: SOAPClient, _ mailbox: CallbackMailbox) throws -> (SOAPServer, Int) {
+            var configuration = SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/ES4", entityID: role.entityID),
+                                                         tls: Self.credentials(role, pki, server: true))
+            // One worker each: the waits of SMSRChange and HandoverEUICC must run elsewhere, or the calls
+            // and callbacks they wait for would find no worker (a deadlock until the timeouts).
+            configuration.workerThreads = 1
+            configuration.waitingFunctions = ["ES4.SMSRChange", "ES7.HandoverEUICC"]
             let server = SOAPServer(
-                configuration: SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/ES4", entityID: role.entityID),
-                                                        tls: Self.credentials(role, pki, server: true)),
+                configuration: configuration,
                 endpoints: ["/ES4": SMSRService(smsr: smsr, interfaces: [.es4]), "/ES7": SMSRService(smsr: smsr, interfaces: [.es7]), "/callbacks": mailbox],
                 client: client, group: group)
             return (server, try server.start())
