@@ -36,25 +36,25 @@ inventory "$bin" "$work/data1" DEMO-TYPE 894450600000000 2 --keys >/dev/null
 cat > "$work/serve1.json" <<EOF
 { "pki": "$work/pki", "data": "$work/data1", "plugins": "plugins", "policies": "policies", "outboxInterval": 0.5,
   "smsr": { "port": $port1, "cards": 1, "fleetSeed": "change-crash", "serveSCP80": "127.0.0.1:$udp_port",
-            "peers": { "smsr2": "https://127.0.0.1:$port2" }, "es7Timeout": 6 },
+            "peers": { "smsr2": "https://127.0.0.1:$port2" }, "es7Timeout": 20 },
   "smdp": { "port": $smdp_port, "smsr": "https://127.0.0.1:$port1", "otherSMSRs": { "smsr2": "https://127.0.0.1:$port2" } } }
 EOF
-serve2() {  # $1: extra SM-SR settings
+serve2() {  # $1: extra SM-SR settings, $2: log file
   cat > "$work/serve2.json" <<EOF
 { "pki": "$work/pki", "data": "$work/data2", "plugins": "plugins", "policies": "policies", "outboxInterval": 0.5,
   "smsr": { "port": $port2, "identity": "smsr2", "scp80": "127.0.0.1:$udp_port", "peers": { "smsr": "https://127.0.0.1:$port1" },
-            "es7Timeout": 6 $1 },
+            "es7Timeout": 30 $1 },
   "endpoints": { "$SMDP": "https://127.0.0.1:$smdp_port/ES3" } }
 EOF
-  $bin serve --config "$work/serve2.json" >>"$work/serve2.log" 2>&1 &
+  $bin serve --config "$work/serve2.json" >"$2" 2>&1 &
   pid2=$!
   pids+=($pid2)
-  wait_serving "$work/serve2.log" "$pid2" "SM-SR serving" || fail "SM-SR2 did not start"
+  wait_serving "$2" "$pid2" "SM-SR serving" || fail "SM-SR2 did not start"
 }
 $bin serve --config "$work/serve1.json" >"$work/serve1.log" 2>&1 &
 pids+=($!)
 wait_serving "$work/serve1.log" "${pids[0]}" || fail "SM-SR1 did not start"
-serve2 ', "crashAt": "changeAfterCommit"'
+serve2 ', "crashAt": "changeAfterCommit"' "$work/serve2.log"
 grep -q "TEST ONLY: this SM-SR kills itself at changeAfterCommit" "$work/serve2.log" || fail "SM-SR2 is not set to crash"
 eid=$($bin emulate --cards 1 --seed change-crash --curve p256 --pki "$work/pki" --list --limit 1 2>/dev/null | grep -oE '89049032[0-9]{24}' | head -1)
 [[ -n "$eid" ]] || fail "no EID"
@@ -72,22 +72,23 @@ grep -q '"status" : "EXECUTED_SUCCESS"' "$work/prepare.json" || fail "prepare: $
 call ES4.SMSRChange --to "https://127.0.0.1:$port1/ES4" --as mno --param functionCallIdentifier=change-1 --param eid="$eid" \
   --param targetSMSRID=$SMSR2 --param validityPeriod=600 >"$work/change.json"
 grep -q '"subject" : "1.2"' "$work/change.json" || fail "expected 'not known yet', got: $(cat "$work/change.json")"
-sleep 0.5
+# (SMSRChange answers once SM-SR1's wait for the callback ends; SM-SR2 died long before.)
+for _ in $(seq 1 60); do kill -0 "$pid2" 2>/dev/null || break; sleep 1; done
 kill -0 "$pid2" 2>/dev/null && fail "SM-SR2 is still running"
 echo "SM-SR2 killed; SM-SR1 answered: $(status "$work/change.json") (outcome not known yet), the eUICC stays locked there"
 call ES4.GetEIS --to "https://127.0.0.1:$port1/ES4" --as mno --param eid="$eid" >"$work/locked.json"
 grep -q '"status" : "EXECUTED_SUCCESS"' "$work/locked.json" || fail "SM-SR1 lost the EIS before the change was settled"
 
 say "SM-SR2 restarted: it finalises the change; SM-SR1 asks again (every 5 s) and lets go"
-serve2 ''
-for _ in $(seq 1 40); do
+serve2 '' "$work/serve2-restarted.log"
+for _ in $(seq 1 60); do
   call ES4.SMSRChange --to "https://127.0.0.1:$port1/ES4" --as mno --param functionCallIdentifier=change-1 --param eid="$eid" \
     --param targetSMSRID=$SMSR2 --param validityPeriod=600 >"$work/retry.json"
   grep -q '"status" : "EXECUTED_SUCCESS"' "$work/retry.json" && break
   sleep 1
 done
 grep -q '"status" : "EXECUTED_SUCCESS"' "$work/retry.json" || fail "the change did not settle: $(cat "$work/retry.json")"
-grep -E "SM-SR change recovery" "$work/serve2.log" | sed 's/^[^ ]* //' || true
+grep -E "SM-SR change recovery" "$work/serve2-restarted.log" | sed 's/^[^ ]* //' || true
 echo "the Operator's retry of SMSRChange: $(status "$work/retry.json")"
 
 say "exactly one SM-SR manages the card"

@@ -177,6 +177,10 @@ public final class CallbackMailbox: SOAPService, @unchecked Sendable {
 
     public func forget(_ ticket: Ticket) { _ = slots.withLock { $0.removeValue(forKey: ticket.messageID) } }
 
+    /// Wakes every waiting call without an answer (shutdown): each counts as "no answer", which the
+    /// caller's recovery settles later.
+    public func cancelAll() { slots.withLock { for slot in $0.values where slot.response == nil { slot.arrived.signal() } } }
+
     public func handle(_ message: any SGP02Message, caller: OID) -> SOAPOutcome {
         handle(message, caller: caller, header: AddressingHeader())
     }

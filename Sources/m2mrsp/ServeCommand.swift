@@ -259,6 +259,8 @@ final class ServeNode: @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: max(2, ProcessInfo.processInfo.activeProcessorCount))
     var servers: [SOAPServer] = []
     var datagramServers: [SCP80DatagramServer] = []
+    /// Where the SM-SR's ES7 answers come back (woken at shutdown).
+    var mailboxes: [CallbackMailbox] = []
     var clients: [SOAPClient] = []
     var dispatchers: [(name: String, dispatcher: OutboxDispatcher)] = []
     var engines: [PolicyEngine] = []
@@ -412,7 +414,8 @@ final class ServeNode: @unchecked Sendable {
                 guard parts.count == 2, let port = UInt16(parts[1]) else { throw ServeFailure("smsr.serveSCP80 '\(listen)' is not HOST:PORT") }
                 // The framing has no authentication of its own (an MO poll drains a card's notifications):
                 // loopback only.
-                guard parts[0] == "localhost" || parts[0].hasPrefix("127.") else {
+                let octets = parts[0].split(separator: ".").compactMap { UInt8($0) }
+                guard parts[0] == "localhost" || (octets.count == 4 && octets[0] == 127) else {
                     throw ServeFailure("smsr.serveSCP80 must be a loopback address (127.x.x.x or localhost), not \(parts[0])")
                 }
                 let server = try SCP80DatagramServer(host: String(parts[0]), port: port, transport: transport)
@@ -438,6 +441,7 @@ final class ServeNode: @unchecked Sendable {
         // ES7 to the other SM-SRs, asynchronously: ReplyTo this SM-SR's /callbacks, where the mailbox
         // hands each answer to the call waiting for it.
         let mailbox = CallbackMailbox()
+        mailboxes.append(mailbox)
         let replyTo = EndpointAddress(address: "\(scheme)://\(host):\(part.port)/callbacks", entityID: smsrID)
         for (role, url) in part.peers ?? [:] {
             let peerID = try pki.id(role)
@@ -485,10 +489,10 @@ final class ServeNode: @unchecked Sendable {
                 do {
                     let changes = first ? try smsr.recoverSMSRChanges() : try smsr.retrySMSRChanges()
                     if changes > 0 { log.info(first ? "SM-SR change recovery" : "SM-SR changes finished", ["changes": "\(changes)"]) }
+                    first = false  // the restart's recovery passes again until it went through
                 } catch {
                     log.error("SM-SR change recovery failed", ["error": "\(error)"])
                 }
-                first = false
                 for _ in 0..<50 where running.load(ordering: .relaxed) { Thread.sleep(forTimeInterval: 0.1) }
             }
         }
@@ -585,9 +589,12 @@ final class ServeNode: @unchecked Sendable {
     }
 
     func stop() {
+        // Loops stop first, and calls waiting for another SM-SR's answer give up (recovery settles them
+        // at the next start): shutdown never waits for an ES7 timeout.
+        running.store(false, ordering: .relaxed)
+        for mailbox in mailboxes { mailbox.cancelAll() }
         for server in servers { server.shutdown() }
         for server in datagramServers { server.stop() }
-        running.store(false, ordering: .relaxed)
         _ = worker.wait(timeout: .now() + 30)
         deliverOutboxes()
         for client in clients { client.shutdown() }

@@ -563,4 +563,24 @@ struct SMSRChangeTests {
         let notes = try h.two.store.read { try $0.outbox(states: [.pending]) }.filter { $0.messageType.hasSuffix("HandleSMSRChangeNotification") }
         #expect(notes.map(\.recipient) == [SMSRHarness.otherMNO])
     }
+
+    @Test("a pre-commit failure whose codes would read 'ask again' (1.2/4.2 from an ES7 call) ends the change as 8.7/4.2, not open for ever")
+    func unsettledCodesEnd() throws {
+        var h = try ChangeHarness()
+        defer { h.cleanUp() }
+        h.toOne.tamper = { response in
+            guard var authentication = response as? ES7.AuthenticateSMSRResponse else { return response }
+            authentication.functionExecutionStatus = .failed(.functionProvider, .executionError, message: "the SM-SR store failed")
+            return authentication
+        }
+        h.link()
+        try h.registerCard()
+        #expect(h.prepare().functionExecutionStatus == .success)
+        let response = h.change()
+        #expect(response.functionExecutionStatus.codes == "8.7/4.2", "\(response.functionExecutionStatus)")
+        // Settled: SM-SR1 released the eUICC and keeps it; nothing is left to retry.
+        try h.expectManaged(by: 1)
+        #expect(try h.one.smsr.retrySMSRChanges() == 0)
+        #expect(try h.one.store.read { try $0.openSMSRChanges() }.isEmpty)
+    }
 }

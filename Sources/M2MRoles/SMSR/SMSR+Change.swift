@@ -102,6 +102,19 @@ struct IncomingChange: Codable {
     var handoverIdentifier: String?
 }
 
+extension Refusal {
+    /// A pre-commit failure of HandoverEUICC as stored: the codes the current SM-SR reads as "ask
+    /// again" (1.2/4.2 not known yet, 1.6/4.4 still running, 1.6/3.3 identifier clash) — which an
+    /// ES7 call to it may have answered — become 8.7/4.2, so the change ends instead of staying open.
+    var settled: Refusal {
+        guard status.status == .failed, let data = status.statusCodeData,
+            (data.subject == .functionProvider && data.reason == .executionError)
+                || (data.subject == .function && (data.reason == .pendingOperation || data.reason == .alreadyInUse))
+        else { return self }
+        return Refusal(.smsr, .executionError, "\(data.subject.rawValue)/\(data.reason.rawValue): \(data.message ?? "")", identifier: data.subjectIdentifier)
+    }
+}
+
 /// States of the change rows.
 enum ChangeState {
     static let prepared = "prepared"
@@ -401,6 +414,27 @@ extension SMSR {
 
     public func handoverEUICC(_ request: ES7.HandoverEUICCRequest, context: RequestContext) -> ES7.HandoverEUICCResponse {
         serve(request, context: context, roles: [.smsr], failure: { ES7.HandoverEUICCResponse(functionExecutionStatus: $0) }) { call in
+            let eid = request.eis.eid
+            // Claimed before anything is written: `retrySMSRChanges` never touches a change running here.
+            guard claim(eid) else { throw Refusal(.smsr, .executionError, "an SM-SR change of this eUICC is running here", identifier: eid.text) }
+            defer { release(eid) }
+            do {
+                return try receiveHandover(request, call: call)
+            } catch let refusal as Refusal {
+                throw refusal.settled
+            } catch let error as Unresolved {
+                throw error
+            } catch let crash as SimulatedCrash {
+                throw crash
+            } catch {
+                // Stored as this change's end: never a code the current SM-SR would take for "ask again".
+                throw Refusal(.smsr, .executionError, "the handover failed before the commit point (\(type(of: error)))", identifier: eid.text)
+            }
+        }
+    }
+
+    /// HandoverEUICC's work (steps 5–13), the eUICC claimed by the caller.
+    func receiveHandover(_ request: ES7.HandoverEUICCRequest, call: Call) throws -> ES7.HandoverEUICCResponse {
             let eis = request.eis
             let eid = eis.eid
             guard let record = try store.read({ try $0.smsrChange(eid, direction: .incoming) }), record.state == ChangeState.prepared,
@@ -429,8 +463,6 @@ extension SMSR {
                 try tx.putSMSRChange(SMSRChangeRecord(eid: eid, direction: .incoming, peer: call.caller.oid, state: ChangeState.handingOver,
                                                       functionCallID: call.id, machine: try JSONCoding.encode(machine)), now: call.now)
             }
-            guard claim(eid) else { throw Refusal(.euicc, .pendingOperation, "an SM-SR change of this eUICC is in progress", identifier: eid.text) }
-            defer { release(eid) }
             machine.handoverIdentifier = call.functionCallIdentifier
             var committed = false
             do {
@@ -465,7 +497,6 @@ extension SMSR {
             } catch {
                 throw Unresolved(detail: "committed; the answer is not stored yet (\(type(of: error)))")
             }
-        }
     }
 
     /// Steps 6–12 on the new SM-SR: AuthenticateSMSR and CreateAdditionalKeySet through the current
@@ -595,7 +626,11 @@ extension SMSR {
                 commands.append(CommandAPDU(cla: 0x80, ins: 0xE4, p1: 0x00, p2: 0x00, data: data, le: 0))
             }
             let responses = try session.sendToISDR(commands)
-            guard responses.count == commands.count, responses.allSatisfy({ $0.sw == .success }) else {
+            // A DELETE answered 6A88 after an earlier attempt ran it: the old key sets are already gone.
+            let done = responses.enumerated().allSatisfy { index, response in
+                response.sw == .success || (commands[index].ins == 0xE4 && response.sw == .referencedDataNotFound)
+            }
+            guard responses.count == commands.count, done else {
                 return warning("FinaliseISDRhandover: the eUICC answered \(responses.map { "\($0.sw)" }.joined(separator: ", ")); the old key sets may remain")
             }
             return .success
@@ -675,34 +710,45 @@ extension SMSR {
 
     func finishSMSRChanges(afterRestart: Bool) throws -> Int {
         var closed = 0
-        for record in try store.read({ try $0.openSMSRChanges() }) {
-            guard claim(record.eid) else { continue }
-            defer { release(record.eid) }
-            switch (record.direction, record.state) {
-            case (.incoming, ChangeState.handingOver) where afterRestart:
-                // The card may hold a key set nobody knows; a later change with the same version replaces it.
-                try closeIncoming(record, state: ChangeState.failed, status: .failed(
-                    .smsr, .executionError, identifier: record.eid.text,
-                    message: "interrupted by a restart of the new SM-SR before the commit point; the eUICC stays with SM-SR \(record.peer.text)"))
-                closed += 1
-            case (.incoming, ChangeState.committed):
-                guard let machine = try? JSONDecoder().decode(IncomingChange.self, from: Data(record.machine)) else { continue }
-                let status = finalise(record.eid, machine: machine)
-                try closeIncoming(record, state: status == .success ? ChangeState.completed : ChangeState.committed, status: status,
-                                  identifier: machine.handoverIdentifier)
-                if status == .success { closed += 1 }
-            case (.outgoing, ChangeState.handingOver):
-                guard let machine = try? JSONDecoder().decode(OutgoingChange.self, from: Data(record.machine)), let callID = record.functionCallID else { continue }
-                do {
-                    _ = try handOver(record.eid, machine: machine, callID: callID, processingStart: clock.now())
+        var failure: (any Error)?
+        let handled: Set<String> = [ChangeState.handingOver, ChangeState.committed]
+        for listed in try store.read({ try $0.openSMSRChanges() }) where handled.contains(listed.state) {
+            guard claim(listed.eid) else { continue }
+            defer { release(listed.eid) }
+            // Read again once claimed: a call that ran meanwhile may have moved the change on.
+            guard let record = try? store.read({ try $0.smsrChange(listed.eid, direction: listed.direction) }), record == listed else { continue }
+            do {
+                switch (record.direction, record.state) {
+                case (.incoming, ChangeState.handingOver) where afterRestart:
+                    // The card may hold a key set nobody knows; a later change with the same version replaces it.
+                    try closeIncoming(record, state: ChangeState.failed, status: .failed(
+                        .smsr, .executionError, identifier: record.eid.text,
+                        message: "interrupted by a restart of the new SM-SR before the commit point; the eUICC stays with SM-SR \(record.peer.text)"))
                     closed += 1
-                } catch is Unresolved {
+                case (.incoming, ChangeState.committed):
+                    guard let machine = try? JSONDecoder().decode(IncomingChange.self, from: Data(record.machine)) else { continue }
+                    // The eUICC moved on meanwhile: nothing of this change is left to do here.
+                    let status = try store.read({ try $0.eis(record.eid) }) == nil ? .success : finalise(record.eid, machine: machine)
+                    try closeIncoming(record, state: status == .success ? ChangeState.completed : ChangeState.committed, status: status,
+                                      identifier: machine.handoverIdentifier)
+                    if status == .success { closed += 1 }
+                case (.outgoing, ChangeState.handingOver):
+                    guard let machine = try? JSONDecoder().decode(OutgoingChange.self, from: Data(record.machine)), let callID = record.functionCallID else { continue }
+                    do {
+                        _ = try handOver(record.eid, machine: machine, callID: callID, processingStart: clock.now())
+                        closed += 1
+                    } catch is Unresolved {
+                        continue
+                    }
+                default:
                     continue
                 }
-            default:
-                continue
+            } catch {
+                // One change's failure does not starve the others; the pass reports it at the end.
+                failure = error
             }
         }
+        if let failure { throw failure }
         return closed
     }
 
