@@ -333,7 +333,16 @@ final class SOAPHTTPHandler: ChannelInboundHandler {
         let server = self.server
         let tls = self.tls
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        server.pool.submit { state in
+        // A function that waits on other servers runs on the wait pool even when called synchronously;
+        // it is recognised early by the SOAP 1.2 `action` parameter of the content type (when a client
+        // sends one; else it runs on the workers, as any other call).
+        var runner = server.pool
+        if let waitPool = server.waitPool, let action = Self.contentTypeAction(head.headers.first(name: "content-type")),
+            let resolved = ActionTable.resolve(action), server.configuration.waitingFunctions.contains("\(resolved.function)")
+        {
+            runner = waitPool
+        }
+        runner.submit { state in
             guard state == .active else { return }
             let reply = server.process(bytes, path: path, tlsCaller: caller, tls: tls)
             loopBound.eventLoop.execute {
@@ -342,6 +351,15 @@ final class SOAPHTTPHandler: ChannelInboundHandler {
             }
             if let then = reply.then { (reply.waits ? server.waitPool ?? server.pool : server.pool).submit { _ in then() } }
         }
+    }
+
+    /// The `action` parameter of a SOAP 1.2 content type (`application/soap+xml; action="…"`).
+    static func contentTypeAction(_ contentType: String?) -> String? {
+        guard let contentType, let range = contentType.range(of: "action=") else { return nil }
+        var value = contentType[range.upperBound...]
+        if let end = value.firstIndex(of: ";") { value = value[..<end] }
+        let trimmed = value.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        return trimmed.isEmpty ? nil : trimmed
     }
 
     func write(context: ChannelHandlerContext, _ reply: SOAPServer.Reply, keepAlive: Bool) {

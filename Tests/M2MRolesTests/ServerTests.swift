@@ -216,7 +216,7 @@ struct ServerTests {
         #expect(try n.d.sr.outbox().filter { $0.smdp == H.smdp }.allSatisfy { $0.state == .delivered })
     }
 
-    @Test("SM-SR change over HTTPS: PrepareSMSRChange and an asynchronous SMSRChange (202, then the callback), ES7 between two SM-SR servers over mutual TLS, asynchronous too")
+    @Test("SM-SR change over HTTPS with one worker per server: PrepareSMSRChange, a synchronous SMSRChange, ES7 between two SM-SR servers over mutual TLS, asynchronous")
     func smsrChange() throws {
         let h = try ChangeHarness()
         defer { h.cleanUp() }
@@ -270,13 +270,13 @@ struct ServerTests {
         guard case .envelope(let prepared) = try mno.post(mno.envelope(prepare, to: es4two), to: es4two.uri) else { Issue.record("no answer"); return }
         #expect((prepared.message as? ES4.PrepareSMSRChangeResponse)?.functionExecutionStatus == .success)
         let change = ES4.SMSRChangeRequest(functionCallIdentifier: "c", validityPeriod: 600, eid: h.eid, targetSMSRID: ChangeHarness.smsr2ID)
-        let envelope = mno.envelope(change, to: es4one, replyTo: callbacks)
-        guard case .accepted = try mno.post(envelope, to: es4one.uri) else { Issue.record("not accepted with 202"); return }
-        let received = receiver.wait(for: 1, seconds: 60)
-        try #require(received.count == 1)
-        let response = try #require(received[0].message as? ES4.SMSRChangeResponse)
+        // Synchronous (the answer in the HTTP response): the call waits for SM-SR2 on the wait pool,
+        // recognised by the content type's action, so SM-SR1's one worker stays free for the ES7
+        // calls and callbacks it waits for. (`make demo` runs an asynchronous SMSRChange.)
+        _ = callbacks
+        guard case .envelope(let answered) = try mno.post(mno.envelope(change, to: es4one), to: es4one.uri) else { Issue.record("no answer"); return }
+        let response = try #require(answered.message as? ES4.SMSRChangeResponse)
         #expect(response.functionExecutionStatus == .success, "\(response.functionExecutionStatus)")
-        #expect(received[0].caller == H.smsrID && received[0].header.relatesTo == envelope.header.messageID?.uri)
         // The new SM-SR manages the card over HTTPS; the old one no longer knows it.
         let enable = ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: h.eid, iccid: H.iccidB)
         guard case .envelope(let enabled) = try mno.post(mno.envelope(enable, to: es4two), to: es4two.uri) else { Issue.record("no answer"); return }
