@@ -109,7 +109,7 @@ public protocol SMDPReading {
     func dueOutbox(now: Timestamp, limit: Int) throws(StorageError) -> [OutboxItem]
 }
 
-public protocol SMDPWriting: SMDPReading {
+public protocol SMDPWriting: SMDPReading, FunctionCallLedger {
     func upsertParty(_ party: Party) throws(StorageError)
     /// A new Profile Type, or a new template for an existing one (its pool stays).
     func upsertProfileType(_ record: ProfileTypeRecord, now: Timestamp) throws(StorageError)

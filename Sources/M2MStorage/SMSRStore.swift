@@ -239,7 +239,7 @@ public struct DownloadLease: Sendable, Hashable {
     }
 }
 
-public protocol SMSRWriting: SMSRReading {
+public protocol SMSRWriting: SMSRReading, FunctionCallLedger {
     func upsertParty(_ party: Party) throws(StorageError)
     /// A new EIS (profiles included, key values stripped by the caller) and its sealed ISD-R keys.
     func insertEIS(_ eis: EIS, keys: [SealedKey], scp80Counter: UInt64, now: Timestamp) throws(StorageError)

@@ -12,6 +12,34 @@ public protocol OutboxStore: Sendable {
     func reschedule(_ id: Int64, attempts: Int, at: Timestamp, error: String, dead: Bool) throws
 }
 
+/// The function-call record as both roles' write transactions offer it.
+public protocol FunctionCallLedger {
+    func functionCall(caller: OID, identifier: String) throws(StorageError) -> FunctionCallRecord?
+    func beginFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], now: Timestamp) throws(StorageError) -> Int64
+}
+
+/// How a recorded call starts (`FunctionCallLedger.startFunctionCall`).
+public enum FunctionCallStart: Sendable {
+    /// A new call: its row, accepted.
+    case begun(Int64)
+    /// The same request under the same identifier again: its record (the stored answer once completed).
+    case repeated(FunctionCallRecord)
+    /// The identifier was used for another request.
+    case reused
+}
+
+extension FunctionCallLedger {
+    /// Idempotency on (caller, FunctionCallIdentifier): the row of a new call, or what was seen before.
+    public func startFunctionCall(caller: OID, identifier: String, function: String, digest: [UInt8], now: Timestamp) throws(StorageError)
+        -> FunctionCallStart
+    {
+        if let seen = try functionCall(caller: caller, identifier: identifier) {
+            return seen.function == function && seen.requestDigest == digest ? .repeated(seen) : .reused
+        }
+        return .begun(try beginFunctionCall(caller: caller, identifier: identifier, function: function, digest: digest, now: now))
+    }
+}
+
 enum FunctionCallSQL {
     static func find(_ connection: SQLiteConnection, caller: OID, identifier: String) throws(StorageError) -> FunctionCallRecord? {
         guard let row = try connection.row(

@@ -243,16 +243,11 @@ struct ServerTests {
         let mailbox1 = CallbackMailbox(), mailbox2 = CallbackMailbox()
         let (server1, port1) = try server(h.one.smsr, pki.smsr, client1, mailbox1)
         let (server2, port2) = try server(h.two, pki.smsr2, client2, mailbox2)
-        let receiver = RecordingReceiver()
-        let mnoServer = SOAPServer(configuration: SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/mno", entityID: H.mno),
-                                                                           tls: Self.credentials(pki.mno, pki, server: true)),
-                                   endpoints: ["/callbacks": receiver], client: nil, group: group)
-        let mnoPort = try mnoServer.start()
-        let mno = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1:\(mnoPort)/callbacks", entityID: H.mno),
+        let mno = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/mno", entityID: H.mno),
                                  tls: Self.credentials(pki.mno, pki, server: false), group: group)
         defer {
             for client in [client1, client2, mno] { client.shutdown() }
-            for server in [server1, server2, mnoServer] { server.shutdown(grace: 2) }
+            for server in [server1, server2] { server.shutdown(grace: 2) }
         }
         // The SM-SRs reach each other over ES7 (SOAP, mutual TLS), not in process; asynchronously: each
         // request carries ReplyTo, is accepted with 202, and its answer comes back as a callback.
@@ -265,7 +260,6 @@ struct ServerTests {
         try h.registerCard()
         let es4one = EndpointAddress(address: "https://127.0.0.1:\(port1)/ES4", entityID: H.smsrID)
         let es4two = EndpointAddress(address: "https://127.0.0.1:\(port2)/ES4", entityID: ChangeHarness.smsr2ID)
-        let callbacks = EndpointAddress(address: "https://127.0.0.1:\(mnoPort)/callbacks", entityID: H.mno)
         let prepare = ES4.PrepareSMSRChangeRequest(functionCallIdentifier: "p", eid: h.eid, currentSMSRID: H.smsrID)
         guard case .envelope(let prepared) = try mno.post(mno.envelope(prepare, to: es4two), to: es4two.uri) else { Issue.record("no answer"); return }
         #expect((prepared.message as? ES4.PrepareSMSRChangeResponse)?.functionExecutionStatus == .success)
@@ -273,7 +267,6 @@ struct ServerTests {
         // Synchronous (the answer in the HTTP response): the call waits for SM-SR2 on the wait pool,
         // recognised by the content type's action, so SM-SR1's one worker stays free for the ES7
         // calls and callbacks it waits for. (`make demo` runs an asynchronous SMSRChange.)
-        _ = callbacks
         guard case .envelope(let answered) = try mno.post(mno.envelope(change, to: es4one), to: es4one.uri) else { Issue.record("no answer"); return }
         let response = try #require(answered.message as? ES4.SMSRChangeResponse)
         #expect(response.functionExecutionStatus == .success, "\(response.functionExecutionStatus)")

@@ -232,25 +232,13 @@ extension SMDP {
         if !readOnly {
             do {
                 let digest = SHA256.hash(MessageBytes.encode(request))
-                let outcome: Result<Int64, Refusal> = try store.write { tx in
-                    if let seen = try tx.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) {
-                        guard seen.function == function, seen.requestDigest == digest else {
-                            return .failure(Refusal(.function, .alreadyInUse, "FunctionCallIdentifier \(request.functionCallIdentifier) was used for another request",
-                                                    identifier: request.functionCallIdentifier))
-                        }
-                        return .success(-seen.id)
-                    }
-                    return .success(try tx.beginFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function,
-                                                             digest: digest, now: now))
+                let start = try store.write {
+                    try $0.startFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function, digest: digest, now: now)
                 }
-                switch outcome {
-                case .failure(let refusal): return refused(refusal.status)
-                case .success(let id) where id < 0:
-                    let seen = try store.read { try $0.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) }
-                    if let bytes = seen?.response, let response = try? MessageBytes.decode(Request.Response.self, bytes) { return response }
-                    return refused(.failed(.function, .pendingOperation, identifier: request.functionCallIdentifier,
-                                           message: "this call is still being executed"))
-                case .success(let id): callID = id
+                switch RecordedCall.resolve(start, Request.Response.self, identifier: request.functionCallIdentifier) {
+                case .run(let id): callID = id
+                case .answer(let response): return response
+                case .refuse(let status): return refused(status)
                 }
             } catch {
                 return refused(.failed(.functionProvider, .executionError, message: "the SM-DP store failed"))

@@ -206,6 +206,27 @@ enum MessageBytes {
 
 // MARK: - The call pipeline
 
+/// What a recorded call does once its idempotency row is looked at (SM-SR and SM-DP pipelines).
+enum RecordedCall<Response: SGP02Response> {
+    /// Run it: its function-call row.
+    case run(Int64)
+    /// The same request again, completed: its stored answer.
+    case answer(Response)
+    /// Not run: the identifier was used for another request (1.6/3.3), or the call still runs (1.6/4.4).
+    case refuse(FunctionExecutionStatus)
+
+    static func resolve(_ start: FunctionCallStart, _ type: Response.Type, identifier: String) -> RecordedCall {
+        switch start {
+        case .begun(let id): return .run(id)
+        case .reused:
+            return .refuse(.failed(.function, .alreadyInUse, identifier: identifier, message: "FunctionCallIdentifier \(identifier) was used for another request"))
+        case .repeated(let seen):
+            if let bytes = seen.response, let response = try? MessageBytes.decode(Response.self, bytes) { return .answer(response) }
+            return .refuse(.failed(.function, .pendingOperation, identifier: identifier, message: "this call is still being executed"))
+        }
+    }
+}
+
 /// One function call being served.
 struct Call {
     let smsr: SMSR
@@ -310,25 +331,13 @@ extension SMSR {
         } else {
             do {
                 let digest = SHA256.hash(MessageBytes.encode(request))
-                let outcome: Result<Int64, Refusal> = try store.write { tx in
-                    if let seen = try tx.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) {
-                        guard seen.function == function, seen.requestDigest == digest else {
-                            return .failure(Refusal(.function, .alreadyInUse, "FunctionCallIdentifier \(request.functionCallIdentifier) was used for another request",
-                                                    identifier: request.functionCallIdentifier))
-                        }
-                        return .success(-seen.id)  // seen: negative marks a replay
-                    }
-                    return .success(try tx.beginFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function,
-                                                             digest: digest, now: now))
+                let start = try store.write {
+                    try $0.startFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function, digest: digest, now: now)
                 }
-                switch outcome {
-                case .failure(let refusal): return refused(refusal.status)
-                case .success(let id) where id < 0:
-                    let seen = try store.read { try $0.functionCall(caller: party.oid, identifier: request.functionCallIdentifier) }
-                    if let bytes = seen?.response, let response = try? MessageBytes.decode(Request.Response.self, bytes) { return response }
-                    return refused(.failed(.function, .pendingOperation, identifier: request.functionCallIdentifier,
-                                           message: "this call is still being executed"))
-                case .success(let id): callID = id
+                switch RecordedCall.resolve(start, Request.Response.self, identifier: request.functionCallIdentifier) {
+                case .run(let id): callID = id
+                case .answer(let response): return response
+                case .refuse(let status): return refused(status)
                 }
             } catch {
                 return refused(Refusal.storage(error).status)
