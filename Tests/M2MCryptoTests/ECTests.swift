@@ -28,6 +28,34 @@ struct ECTests {
         #expect(!"\(a)".contains(Hex.encode(try a.rawScalar.bytes)))
     }
 
+    @Test("A key's pooled verification contexts give the same answers, failures in between, on many threads", arguments: Curve.allCases)
+    func pooledVerification(curve: Curve) async throws {
+        let key = try ECPrivateKey(generatingOn: curve)
+        let messages = (0..<8).map { Array("message \($0)".utf8) }
+        let signatures = try messages.map { try key.signature(for: $0) }
+        let zero = try ECDSASignature(rawRepresentation: [UInt8](repeating: 0, count: 64), curve: curve)
+        // 8 tasks at once, each alternating good, tampered and malformed checks on the same key: a
+        // context left behind by a failure must still verify the next good signature, and never
+        // accept a bad one.
+        let outcomes = await withTaskGroup(of: [Bool].self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    var results: [Bool] = []
+                    for round in 0..<12 {
+                        let k = (task + round) % messages.count
+                        results.append(key.publicKey.isValidSignature(signatures[k], for: messages[k]))
+                        results.append(!key.publicKey.isValidSignature(signatures[k], for: messages[(k + 1) % messages.count]))
+                        results.append(!key.publicKey.isValidSignature(zero, for: messages[k]))
+                    }
+                    return results
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(outcomes.count == 8 * 12 * 3)
+        #expect(outcomes.allSatisfy { $0 })
+    }
+
     @Test("Real-card vector 4: ECDH(eSK.DP, PK.ECASD) gives the logged shared secret")
     func realCardECDH() throws {
         let ecasd = try ECPublicKey(x962Representation: hex("043F157A6242EC54888EB50967BD84D1A885E51D66B2F6CD135354724C91D790EDB48B015F6B272DF50E49EAB2E1383BF0EEB0E9848543B971397D274D88E8EA77"), curve: .p256)
