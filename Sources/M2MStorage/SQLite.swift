@@ -122,6 +122,16 @@ public final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
+    /// Transaction control (BEGIN, BEGIN IMMEDIATE, COMMIT, ROLLBACK) on cached statements.
+    /// `sqlite3_exec` compiled the text again each time: measured in `bench server`, the two
+    /// statements of a read transaction took about a sixth of a GetEIS's worker time.
+    func control(_ sql: String) throws(StorageError) {
+        let statement = try statement(sql)
+        let result = sqlite3_step(statement)
+        sqlite3_reset(statement)
+        guard result == SQLITE_DONE else { throw failure(result, sql) }
+    }
+
     func statement(_ sql: String) throws(StorageError) -> OpaquePointer {
         if let cached = statements[sql] { return cached }
         var statement: OpaquePointer?
@@ -255,13 +265,13 @@ public final class SQLiteDatabase: @unchecked Sendable {
         writeCount.add(1, ordering: .relaxed)
         return try writer.connection.withLock { connection throws -> R in
             guard let connection else { throw StorageError(.open, "\(path) is closed") }
-            try connection.execute("BEGIN IMMEDIATE")
+            try connection.control("BEGIN IMMEDIATE")
             do {
                 let result = try body(connection)
-                try connection.execute("COMMIT")
+                try connection.control("COMMIT")
                 return result
             } catch {
-                try? connection.execute("ROLLBACK")
+                try? connection.control("ROLLBACK")
                 throw error
             }
         }
@@ -273,8 +283,8 @@ public final class SQLiteDatabase: @unchecked Sendable {
         let index = nextReader.add(1, ordering: .relaxed).oldValue % readers.count
         return try readers[index].connection.withLock { connection throws -> R in
             guard let connection else { throw StorageError(.open, "\(path) is closed") }
-            try connection.execute("BEGIN")
-            defer { try? connection.execute("COMMIT") }
+            try connection.control("BEGIN")
+            defer { try? connection.control("COMMIT") }
             return try body(connection)
         }
     }
