@@ -98,6 +98,22 @@ struct ServerTests {
         }
     }
 
+    @Test("Message IDs: urn:uuid: and a version-4 UUID in lower case, never twice")
+    func messageIDs() {
+        let ids = (0..<2000).map { _ in SOAPServer.randomUUIDURN() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(50) {
+            let uuid = id.dropFirst("urn:uuid:".count)
+            #expect(id.hasPrefix("urn:uuid:"))
+            #expect(UUID(uuidString: String(uuid)) != nil)
+            #expect(uuid == uuid.lowercased())
+            let parts = uuid.split(separator: "-")
+            #expect(parts.map(\.count) == [8, 4, 4, 4, 12])
+            #expect(parts[2].first == "4")
+            #expect(["8", "9", "a", "b"].contains(parts[3].first))
+        }
+    }
+
     @Test("ES4.GetEIS over HTTPS with mutual TLS; no client certificate, another CA, a wsa:From the certificate does not name: refused")
     func mutualTLS() throws {
         let n = try Network()

@@ -112,6 +112,8 @@ public final class SMDP: Sendable {
     public let smsrs: [OID: any ES3Endpoint]
     public let clock: any Clock
     public let faults: SMDPFaults
+    /// Callers' parties as calls look them up (PartyCache).
+    let parties = PartyCache()
 
     public init(configuration: SMDPConfiguration, store: any SMDPStore, policy: PolicyEngine, smsrs: [OID: any ES3Endpoint],
                 clock: any Clock = SystemClock(), faults: SMDPFaults = SMDPFaults()) throws(CryptoError) {
@@ -127,6 +129,7 @@ public final class SMDP: Sendable {
     /// Registers (or changes the role of) a party the SM-DP serves.
     public func register(_ party: Party) throws {
         try store.write { try $0.upsertParty(party) }
+        parties.put(party)
     }
 
     func crash(at point: SMDPFaults.Point) throws(SMDPSimulatedCrash) {
@@ -216,7 +219,7 @@ extension SMDP {
         }
         let party: Party
         do {
-            guard let known = try store.read({ try $0.party(context.caller) }) else {
+            guard let known = try parties.party(context.caller, load: { try store.read { try $0.party(context.caller) } }) else {
                 return refused(.failed(.functionRequester, .unknownIdentity, identifier: context.caller.text, message: "unknown caller"))
             }
             party = known

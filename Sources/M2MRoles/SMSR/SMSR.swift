@@ -156,6 +156,8 @@ public final class SMSR: Sendable {
     let peers = Mutex<[OID: any ES7Endpoint]>([:])
     /// The eUICCs whose SM-SR change runs in this process now.
     let changesInFlight = Mutex<Set<EID>>([])
+    /// Callers' parties as calls look them up (PartyCache).
+    let parties = PartyCache()
 
     public init(
         configuration: SMSRConfiguration, trust: SMSRTrust, store: any SMSRStore, policy: PolicyEngine, transport: any EUICCTransport,
@@ -175,6 +177,7 @@ public final class SMSR: Sendable {
     /// Registers (or changes the role of) a party the SM-SR serves.
     public func register(_ party: Party) throws {
         try store.write { try $0.upsertParty(party) }
+        parties.put(party)
     }
 
     func crash(at point: SMSRFaults.Point) throws(SimulatedCrash) {
@@ -313,7 +316,7 @@ extension SMSR {
         // 1. The caller.
         let party: Party
         do {
-            guard let known = try store.read({ try $0.party(context.caller) }) else {
+            guard let known = try parties.party(context.caller, load: { try store.read { try $0.party(context.caller) } }) else {
                 return refused(.failed(.functionRequester, .unknownIdentity, identifier: context.caller.text, message: "unknown caller"))
             }
             party = known
