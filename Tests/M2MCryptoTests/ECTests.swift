@@ -28,6 +28,36 @@ struct ECTests {
         #expect(!"\(a)".contains(Hex.encode(try a.rawScalar.bytes)))
     }
 
+    @Test("Imported points are copies of the curve's template: each key its own, on many threads at once", arguments: Curve.allCases)
+    func importsFromTemplate(curve: Curve) async throws {
+        let keys = try (0..<6).map { _ in try ECPrivateKey(generatingOn: curve) }
+        #expect(Set(keys.map(\.publicKey.x962Representation)).count == keys.count)
+        let message = Array("template".utf8)
+        let signatures = try keys.map { try $0.signature(for: message) }
+        let points = keys.map(\.publicKey.x962Representation)
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    var ok = true
+                    for round in 0..<20 {
+                        let k = (task + round) % points.count
+                        guard let imported = try? ECPublicKey(x962Representation: points[k], curve: curve) else { return false }
+                        ok = ok && imported.x962Representation == points[k]
+                            && imported.isValidSignature(signatures[k], for: message)
+                            && !imported.isValidSignature(signatures[(k + 1) % points.count], for: message)
+                    }
+                    return ok
+                }
+            }
+            return await group.reduce(into: true) { $0 = $0 && $1 }
+        }
+        #expect(outcomes)
+        // A generated key pair is new each time and agrees with an imported copy of its partner.
+        let a = try ECPrivateKey(generatingOn: curve), b = try ECPrivateKey(generatingOn: curve)
+        #expect(try a.sharedSecret(with: ECPublicKey(x962Representation: b.publicKey.x962Representation, curve: curve))
+                == b.sharedSecret(with: a.publicKey))
+    }
+
     @Test("A key's pooled verification contexts give the same answers, failures in between, on many threads", arguments: Curve.allCases)
     func pooledVerification(curve: Curve) async throws {
         let key = try ECPrivateKey(generatingOn: curve)
