@@ -64,6 +64,15 @@ public struct DownloadRecord: Sendable, Hashable {
     public var iccid: ICCID
     public var state: State
     public var machine: [UInt8]
+
+    public init(id: Int64, functionCallID: Int64, eid: EID, iccid: ICCID, state: State, machine: [UInt8]) {
+        self.id = id
+        self.functionCallID = functionCallID
+        self.eid = eid
+        self.iccid = iccid
+        self.state = state
+        self.machine = machine
+    }
 }
 
 /// A Profile this SM-DP downloaded, as it last knew it: which Operator owns it, on which eUICC and

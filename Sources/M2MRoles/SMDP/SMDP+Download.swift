@@ -120,16 +120,16 @@ extension SMDP {
             guard request.profileType != nil || request.iccid != nil else {
                 throw Refusal(.profileType, .conditionalElementMissing, "ProfileType or Iccid is required")
             }
-            let (id, reserved) = try startDownload(request, call: call)
+            let (record, reserved, machine) = try startDownload(request, call: call)
             try crash(at: .afterReserve)
-            return try runDownload(id, package: reserved, recovered: false)
+            return try runDownload(record.id, package: reserved, started: (record, machine), recovered: false)
         }
     }
 
-    /// Reserves the ICCID and records the download, in one transaction.
-    func startDownload(_ request: ES2.DownloadProfileRequest, call: SMDPCall) throws -> (Int64, ReservedProfile) {
+    /// Reserves the ICCID and records the download, in one transaction; returns the record as written.
+    func startDownload(_ request: ES2.DownloadProfileRequest, call: SMDPCall) throws -> (DownloadRecord, ReservedProfile, DownloadMachine) {
         do {
-            return try store.write { tx throws -> (Int64, ReservedProfile) in
+            return try store.write { tx throws -> (DownloadRecord, ReservedProfile, DownloadMachine) in
                 let item = try inventory.take(profileType: request.profileType, iccid: request.iccid, eid: request.eid,
                                               order: "\(call.caller.oid.text):\(call.functionCallIdentifier)", now: call.now, in: tx)
                 let reserved = try inventory.personalized(item, in: tx)
@@ -142,9 +142,10 @@ extension SMDP {
                     step: .reserved, caller: call.caller.oid, functionCallIdentifier: call.functionCallIdentifier, eid: request.eid, smsr: request.smsrID,
                     iccid: reserved.iccid, profileType: reserved.profileType, mno: reserved.mno, imsi: reserved.imsi, enable: request.enableProfile,
                     deadline: call.deadline, requiredMemory: required)
-                let id = try tx.insertDownload(functionCallID: call.id, eid: request.eid, iccid: reserved.iccid, machine: machine.encoded,
-                                               now: call.now)
-                return (id, reserved)
+                let encoded = machine.encoded
+                let id = try tx.insertDownload(functionCallID: call.id, eid: request.eid, iccid: reserved.iccid, machine: encoded, now: call.now)
+                return (DownloadRecord(id: id, functionCallID: call.id, eid: request.eid, iccid: reserved.iccid, state: .active, machine: encoded),
+                        reserved, machine)
             }
         } catch let error as InventoryError {
             throw Refusal(status: error.status)
@@ -177,9 +178,20 @@ extension SMDP {
     }
 
     /// Runs the download's machine from its recorded step to the end.
-    func runDownload(_ id: Int64, package known: ReservedProfile?, recovered: Bool) throws -> ES2.DownloadProfileResponse {
-        guard let record = try store.read({ try $0.download(id) }) else { throw DownloadFailure(.function, .unknown, "no download \(id)") }
-        var machine = try DownloadMachine(encoded: record.machine)
+    /// `started`: the record and machine `startDownload` just wrote (not read back and decoded
+    /// again: a read transaction and Foundation's JSON decoder per download); nil reads the record.
+    func runDownload(_ id: Int64, package known: ReservedProfile?, started: (DownloadRecord, DownloadMachine)? = nil, recovered: Bool) throws
+        -> ES2.DownloadProfileResponse
+    {
+        let record: DownloadRecord
+        var machine: DownloadMachine
+        if let started {
+            (record, machine) = started
+        } else {
+            guard let stored = try store.read({ try $0.download(id) }) else { throw DownloadFailure(.function, .unknown, "no download \(id)") }
+            record = stored
+            machine = try DownloadMachine(encoded: stored.machine)
+        }
         var package = known
         // Set when this run passed `reserved`: the key establishment may start on that ISD-P.
         var session: (ecasd: ECPublicKey, credential: SMDPCredential)?

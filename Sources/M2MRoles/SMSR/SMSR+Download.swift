@@ -49,16 +49,21 @@ extension SMSR {
     }
 
     func createISDP(_ request: ES3.CreateISDPRequest, call: Call) throws -> ES3.CreateISDPResponse {
-        let stored = try requireEIS(request.eid)
+        // The EIS, where the ICCID is and the Operator's party from one snapshot (one read transaction);
+        // the checks in the order below.
+        let (stored, location, operatorParty) = try store.read { tx in
+            guard let stored = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
+            return (stored, try tx.profileLocation(request.iccid), try tx.party(request.mnoID))
+        }
         guard request.requiredMemory > 0 else { throw Refusal(.protocolFormat, .invalid, "RequiredMemory must be positive") }
-        if let elsewhere = try store.read({ try $0.profileLocation(request.iccid) }) {
+        if let elsewhere = location {
             throw Refusal(.profileICCID, .alreadyInUse, "the ICCID is registered on eUICC \(elsewhere.text)", identifier: request.iccid.text)
         }
         guard request.requiredMemory <= stored.eis.remainingMemory else {
             throw Refusal(.euicc, .insufficientMemory, "\(request.requiredMemory) bytes asked, \(stored.eis.remainingMemory) free", identifier: request.eid.text)
         }
         // The Operator must be one this SM-SR knows: an SM-DP cannot make itself any Operator's agent.
-        guard try store.read({ try $0.party(request.mnoID) })?.role == .mno else {
+        guard operatorParty?.role == .mno else {
             throw Refusal(.profile, .invalidAssociation, "Operator \(request.mnoID.text) is not known to this SM-SR", identifier: request.mnoID.text)
         }
         // AIDs on the card count too (an ISD-P a crash left behind is not in the EIS).
@@ -259,9 +264,13 @@ extension SMSR {
     }
 
     func sendData(_ request: ES3.SendDataRequest, call: Call) throws -> ES3.SendDataResponse {
-        let stored = try requireEIS(request.eid)
+        // The EIS and the download lease from one snapshot (one read transaction).
+        let (stored, lease) = try store.read { tx in
+            guard let stored = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
+            return (stored, try liveLease(request.eid, in: tx))
+        }
         let profile = try requireSMDPProfile(aid: request.sdAID, in: stored.eis, caller: call.caller)
-        if let lease = try store.read({ try liveLease(request.eid, in: $0) }), lease.iccid != profile.iccid {
+        if let lease, lease.iccid != profile.iccid {
             throw Refusal(.euicc, .pendingOperation, "another Profile download is in progress on this eUICC", identifier: request.eid.text)
         }
         let (script, target) = try Self.sendDataScript(request.data.bytes, aid: profile.isdPAID)
