@@ -50,8 +50,10 @@ final class PKeyBox: @unchecked Sendable {
 extension Curve {
     /// A public-only key of this curve, made once by group name: imported points and generated keys
     /// start as copies of it, so OpenSSL copies the group instead of building it again (the build
-    /// was most of an import: docs/crypto.md). Only read, never changed, after creation.
-    var template: PKeyBox {
+    /// was most of an import: docs/crypto.md). Only read, never changed, after creation. nil when
+    /// OpenSSL could not make it (a curve this OpenSSL lacks): callers then build by name and get
+    /// OpenSSL's own error.
+    var template: PKeyBox? {
         switch self {
         case .p256: Self.p256Template
         case .brainpoolP256r1: Self.brainpoolTemplate
@@ -61,14 +63,13 @@ extension Curve {
     private static let p256Template = makeTemplate(.p256)
     private static let brainpoolTemplate = makeTemplate(.brainpoolP256r1)
 
-    private static func makeTemplate(_ curve: Curve) -> PKeyBox {
-        guard let pair = m2m_ec_generate(curve.groupName) else { fatalError("OpenSSL cannot generate a \(curve) key: \(OpenSSLErrorStack.drain())") }
+    private static func makeTemplate(_ curve: Curve) -> PKeyBox? {
+        defer { _ = OpenSSLErrorStack.drain() }
+        guard let pair = m2m_ec_generate(curve.groupName) else { return nil }
         defer { EVP_PKEY_free(pair) }
         var point = [UInt8](repeating: 0, count: 133)
         let length = m2m_ec_public_point(pair, &point, point.count)
-        guard length > 0, let key = m2m_ec_public_from_point(curve.groupName, point, length) else {
-            fatalError("OpenSSL cannot make a \(curve) public key: \(OpenSSLErrorStack.drain())")
-        }
+        guard length > 0, let key = m2m_ec_public_from_point(curve.groupName, point, length) else { return nil }
         return PKeyBox(key)
     }
 }
@@ -85,7 +86,10 @@ public struct ECPublicKey: Sendable, Hashable, CustomStringConvertible {
         guard point.count == 1 + 2 * curve.coordinateSize || point.count == 1 + curve.coordinateSize else {
             throw CryptoError(code: .invalidKey, detail: "a \(curve) point is 65 (or 33 compressed) bytes, not \(point.count)")
         }
-        guard let pkey = point.withUnsafeBufferPointer({ m2m_ec_public_from_template(curve.template.pointer, $0.baseAddress, $0.count) }) else {
+        guard let pkey = point.withUnsafeBufferPointer({ bytes in
+            curve.template.map { m2m_ec_public_from_template($0.pointer, bytes.baseAddress, bytes.count) }
+                ?? m2m_ec_public_from_point(curve.groupName, bytes.baseAddress, bytes.count)
+        }) else {
             throw CryptoError.openSSL(.invalidKey, "not a point on \(curve)")
         }
         let box = PKeyBox(pkey)
@@ -161,7 +165,7 @@ public struct ECPrivateKey: Sendable, CustomStringConvertible {
 
     /// A fresh random key.
     public init(generatingOn curve: Curve) throws(CryptoError) {
-        guard let pkey = m2m_ec_generate_from_template(curve.template.pointer) else { throw CryptoError.openSSL(.openSSLFailure, "EC key generation on \(curve)") }
+        guard let pkey = curve.template.map({ m2m_ec_generate_from_template($0.pointer) }) ?? m2m_ec_generate(curve.groupName) else { throw CryptoError.openSSL(.openSSLFailure, "EC key generation on \(curve)") }
         try self.init(box: PKeyBox(pkey), curve: curve)
     }
 

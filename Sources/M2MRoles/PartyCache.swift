@@ -18,7 +18,11 @@ final class PartyCache: Sendable {
         let now = DispatchTime.now().uptimeNanoseconds
         if let entry = entries.withLock({ $0[oid] }), entry.until > now { return entry.party }
         guard let party = try load() else { return nil }
-        entries.withLock { $0[oid] = (party, now + Self.lifetime) }
+        // A `put` since `now` (a `register` while this loaded) is newer than what was loaded: it stays.
+        entries.withLock {
+            if let newer = $0[oid], newer.until >= now + Self.lifetime { return }
+            $0[oid] = (party, now + Self.lifetime)
+        }
         return party
     }
 

@@ -279,7 +279,8 @@ public final class SQLiteDatabase: @unchecked Sendable {
     }
 
     /// Runs `body` on a reader, in one read transaction (a consistent snapshot).
-    /// The first free reader from the next one round, or (all busy) that one when it frees: a fixed
+    /// Not re-entrant: a body must not call `read` again (it could wait on its own reader). The
+    /// first free reader from the next one round, or (all busy) that one when it frees: a fixed
     /// round robin had two threads queue on one reader while another sat idle (measured in
     /// `bench server`: the wait, spinning in the lock, was a tenth of a GetEIS's worker time).
     public func read<R>(_ body: (SQLiteConnection) throws -> R) throws -> R {
@@ -300,7 +301,8 @@ public final class SQLiteDatabase: @unchecked Sendable {
     private func transaction<R>(_ connection: SQLiteConnection?, _ body: (SQLiteConnection) throws -> R) throws -> R {
         guard let connection else { throw StorageError(.open, "\(path) is closed") }
         try connection.control("BEGIN")
-        defer { try? connection.control("COMMIT") }
+        // A read transaction that cannot end is rolled back, so the next BEGIN on this reader works.
+        defer { if (try? connection.control("COMMIT")) == nil { try? connection.control("ROLLBACK") } }
         return try body(connection)
     }
 
