@@ -254,7 +254,7 @@ extension SMSR {
                 if try tx.activeOperation(eid) != nil || liveLease(eid, in: tx) != nil {
                     throw Refusal(.euicc, .pendingOperation, "another operation is in progress on the eUICC", identifier: eid.text)
                 }
-                guard let locked = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
+                let locked = try requireEIS(eid, in: tx)
                 machine.handoverRequest = Data(MessageBytes.encode(ES7.HandoverEUICCRequest(
                     functionCallIdentifier: "es7:\(configuration.smsrID.text):\(call.id)",
                     validityPeriod: call.deadline.map { Int(max(1, $0.seconds - clock.now().seconds)) }, eis: locked.eis)))

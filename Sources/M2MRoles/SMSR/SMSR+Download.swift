@@ -52,7 +52,7 @@ extension SMSR {
         // The EIS, where the ICCID is and the Operator's party from one snapshot (one read transaction);
         // the checks in the order below.
         let (stored, location, operatorParty) = try store.read { tx in
-            guard let stored = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
+            let stored = try requireEIS(request.eid, in: tx)
             return (stored, try tx.profileLocation(request.iccid), try tx.party(request.mnoID))
         }
         guard request.requiredMemory > 0 else { throw Refusal(.protocolFormat, .invalid, "RequiredMemory must be positive") }
@@ -136,7 +136,7 @@ extension SMSR {
     /// The ISD-P the card created enters the EIS (Created, this SM-DP's), with its lease and audit;
     /// the operation ends.
     func adoptISDP(_ machine: CreateISDPMachine, eid: EID, operationID: Int64, requester: OID, now: Timestamp, in tx: any SMSRWriting) throws {
-        guard var current = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
+        var current = try requireEIS(eid, in: tx)
         if !current.eis.profiles.contains(where: { $0.isdPAID == machine.aid }) {
             current.eis.profiles.append(ProfileInfo(iccid: machine.iccid, isdPAID: machine.aid, mnoID: machine.mnoID, state: .created, smdpID: machine.smdp,
                                                     allocatedMemory: machine.requiredMemory))
@@ -266,7 +266,7 @@ extension SMSR {
     func sendData(_ request: ES3.SendDataRequest, call: Call) throws -> ES3.SendDataResponse {
         // The EIS and the download lease from one snapshot (one read transaction).
         let (stored, lease) = try store.read { tx in
-            guard let stored = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
+            let stored = try requireEIS(request.eid, in: tx)
             return (stored, try liveLease(request.eid, in: tx))
         }
         let profile = try requireSMDPProfile(aid: request.sdAID, in: stored.eis, caller: call.caller)

@@ -381,7 +381,7 @@ extension SMSR: ES1Provider {
             guard Set(keys).count == keys.count else { throw Refusal(.protocolFormat, .invalid, "a property key appears twice") }
             return try call.commit { tx in
                 try requireNoSMSRChange(request.eid, in: tx)
-                guard var current = try tx.eis(request.eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: request.eid.text) }
+                var current = try requireEIS(request.eid, in: tx)
                 current.eis.additionalProperties = request.additionalProperties.properties
                 try tx.updateEIS(current.eis, now: call.now)
                 try tx.appendAudit(AuditTrailRecord(eid: request.eid, smsrID: configuration.smsrID, operationDate: call.now,

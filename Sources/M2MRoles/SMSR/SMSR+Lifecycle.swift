@@ -520,7 +520,7 @@ extension SMSR {
         let now = clock.now()
         // The reconciliation, its audit and notifications, and the answer: one transaction.
         return try call.commit { tx throws -> Response in
-            guard var current = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
+            var current = try requireEIS(eid, in: tx)
             var events: [ProfileEvent] = []
             for profile in current.eis.profiles {
                 switch states[profile.isdPAID] {

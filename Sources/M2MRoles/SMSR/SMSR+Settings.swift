@@ -54,7 +54,7 @@ extension SMSR {
     func getEIS(_ eid: EID, call: Call) throws -> EIS {
         // The EIS and what the caller may see of it from one snapshot (one read transaction).
         try store.read { tx in
-            guard let stored = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
+            let stored = try requireEIS(eid, in: tx)
             let profiles = try visibleProfiles(stored.eis, for: call.caller, function: .getEIS, in: tx)
             // An SM-DP needs the signed eUICC data (ECASD certificate) before it downloads its first
             // Profile there, so it is related to every registered eUICC; MNOs and M2M SPs only through

@@ -377,9 +377,12 @@ extension SMSR {
 
     /// The stored EIS of `eid`, or 8.1.1/3.9.
     func requireEIS(_ eid: EID) throws -> StoredEIS {
-        guard let stored = try store.read({ try $0.eis(eid) }) else {
-            throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text)
-        }
+        try store.read { try requireEIS(eid, in: $0) }
+    }
+
+    /// The stored EIS of `eid` in `tx`'s snapshot, or 8.1.1/3.9.
+    func requireEIS(_ eid: EID, in tx: any SMSRReading) throws -> StoredEIS {
+        guard let stored = try tx.eis(eid) else { throw Refusal(.eid, .unknown, "unknown eUICC", identifier: eid.text) }
         return stored
     }
 

@@ -261,23 +261,20 @@ struct ServerBench: ParsableCommand {
         // (nginx's body is one of ours). A plain byte scan: the generic `firstRange(of:)` took about a
         // sixth of the process's CPU, and only on our side.
         let success = Array("EXECUTED_SUCCESS".utf8)
-        let ours: @Sendable (HTTPClientResponse, ByteBuffer) -> Bool = { response, body in
-            response.status == .ok && body.withUnsafeReadableBytes { bytes in
-                Self.contains(bytes, success)
-            }
+        let check: @Sendable (HTTPClientResponse, ByteBuffer) -> Bool = { response, body in
+            response.status == .ok && body.withUnsafeReadableBytes { Self.contains($0, success) }
         }
-        let theirs = ours
         var best = (plain: 0.0, plainBase: 0.0, tls: 0.0, tlsBase: 0.0)
         for round in 0..<(quick ? 1 : 3) {
             SMSRBench.progress("server: GetEIS round \(round + 1) (HTTP, nginx HTTP, HTTPS, nginx HTTPS; \(concurrency) in flight, \(seconds) s each)…")
             best.plain = max(best.plain, try Self.load(plainClient, url: "http://127.0.0.1:\(plainPort)/ES4", bodies: bodies, action: action,
-                                                       concurrency: concurrency, seconds: seconds, check: ours))
+                                                       concurrency: concurrency, seconds: seconds, check: check))
             best.plainBase = max(best.plainBase, try Self.load(plainClient, url: "http://127.0.0.1:\(nginxPlain)/ES4", bodies: bodies, action: action,
-                                                               concurrency: concurrency, seconds: seconds, check: theirs))
+                                                               concurrency: concurrency, seconds: seconds, check: check))
             best.tls = max(best.tls, try Self.load(tlsClient, url: "https://127.0.0.1:\(tlsPort)/ES4", bodies: bodies, action: action,
-                                                   concurrency: concurrency, seconds: seconds, check: ours))
+                                                   concurrency: concurrency, seconds: seconds, check: check))
             best.tlsBase = max(best.tlsBase, try Self.load(tlsClient, url: "https://127.0.0.1:\(nginxTLS)/ES4", bodies: bodies, action: action,
-                                                           concurrency: concurrency, seconds: seconds, check: theirs))
+                                                           concurrency: concurrency, seconds: seconds, check: check))
         }
         return [
             BenchFigure(name: "ES4.GetEIS over HTTP, keep-alive, \(concurrency) in flight (baseline: nginx, the same response bytes)", value: best.plain,
