@@ -86,6 +86,76 @@ struct ECTests {
         #expect(outcomes.allSatisfy { $0 })
     }
 
+    @Test("A P-256 key prepared for repeated verification answers as OpenSSL's EVP verification, on many threads")
+    func preparedVerification() async throws {
+        // RFC 6979 A.2.5: P-256, SHA-256, message "sample" — a known answer for both paths.
+        let rfcKey = try ECPublicKey(x962Representation: hex("04" + "60FED4BA255A9D31C961EB74C6356D68C049B8923B61FA6CE669622E60F29FB6"
+                                                                   + "7903FE1008B8BC99A41AE9E95628BC64F2F1B20C2D7E9F5177A3C294D4462299"), curve: .p256)
+        let rfcSignature = try ECDSASignature(rawRepresentation: hex("EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716"
+                                                                      + "F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8"), curve: .p256)
+        #expect(rfcKey.isValidSignature(rfcSignature, for: Array("sample".utf8)))
+        #expect(rfcKey.prepareForRepeatedVerification())
+        #expect(rfcKey.isPreparedForRepeatedVerification)
+        #expect(rfcKey.isValidSignature(rfcSignature, for: Array("sample".utf8)))
+        #expect(!rfcKey.isValidSignature(rfcSignature, for: Array("samplf".utf8)))
+
+        let signer = try ECPrivateKey(generatingOn: .p256)
+        let other = try ECPrivateKey(generatingOn: .p256)
+        // Two keys on the same point: one verifies through EVP, the other through the tables.
+        let plain = try ECPublicKey(x962Representation: signer.publicKey.x962Representation, curve: .p256)
+        let fast = try ECPublicKey(x962Representation: signer.publicKey.x962Representation, curve: .p256)
+        #expect(fast.prepareForRepeatedVerification())
+        #expect(fast.prepareForRepeatedVerification()) // once built, kept
+        #expect(!plain.isPreparedForRepeatedVerification)
+        let order = hex("FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551")
+        func minus(_ a: [UInt8], _ b: [UInt8]) -> [UInt8] { // a - b, 32 bytes, a ≥ b
+            var out = [UInt8](repeating: 0, count: 32), borrow = 0
+            for i in (0..<32).reversed() {
+                let d = Int(a[i]) - Int(b[i]) - borrow
+                out[i] = UInt8((d + 256) % 256)
+                borrow = d < 0 ? 1 : 0
+            }
+            return out
+        }
+        var cases: [(ECDSASignature, [UInt8])] = []
+        for k in 0..<64 {
+            let message = Array("message \(k)".utf8)
+            let signature = try signer.signature(for: message)
+            let raw = signature.rawRepresentation
+            let r = Array(raw[0..<32]), s = Array(raw[32..<64])
+            var flippedR = raw; flippedR[k % 32] ^= 0x01
+            var flippedS = raw; flippedS[32 + k % 32] ^= 0x80
+            cases.append((signature, message))                                                      // valid
+            cases.append((signature, message + [0]))                                                // other message
+            cases.append((try ECDSASignature(rawRepresentation: flippedR, curve: .p256), message))   // r changed
+            cases.append((try ECDSASignature(rawRepresentation: flippedS, curve: .p256), message))   // s changed
+            cases.append((try ECDSASignature(rawRepresentation: r + minus(order, s), curve: .p256), message)) // (r, n-s): also valid
+            cases.append((try other.signature(for: message), message))                               // another key
+        }
+        let zero = [UInt8](repeating: 0, count: 32), ones = [UInt8](repeating: 0xFF, count: 32)
+        let one = Array(zero.dropLast()) + [1]
+        let sample = try signer.signature(for: Array("edge".utf8)).rawRepresentation
+        let (r, s) = (Array(sample[..<32]), Array(sample[32...]))
+        // r or s zero, equal to n, or above it; both 1; s = n - 1.
+        let edges: [[UInt8]] = [zero + s, r + zero, order + s, r + order, ones + ones, one + one, r + minus(order, one)]
+        for raw in edges {
+            cases.append((try ECDSASignature(rawRepresentation: raw, curve: .p256), Array("edge".utf8)))
+        }
+        let expected = cases.map { plain.isValidSignature($0.0, for: $0.1) }
+        #expect(expected.filter { $0 }.count == 2 * 64)
+        // 4 tasks at once through the shared table.
+        let all = cases
+        let answers = await withTaskGroup(of: [Bool].self) { group in
+            for _ in 0..<4 { group.addTask { all.map { fast.isValidSignature($0.0, for: $0.1) } } }
+            return await group.reduce(into: []) { $0.append(contentsOf: $1) }
+        }
+        #expect(answers == Array([[Bool]](repeating: expected, count: 4).joined()))
+        // brainpoolP256r1 keys are not prepared (OpenSSL's generic code is slower with a table) and still verify.
+        let brainpool = try ECPrivateKey(generatingOn: .brainpoolP256r1)
+        #expect(!brainpool.publicKey.prepareForRepeatedVerification())
+        #expect(brainpool.publicKey.isValidSignature(try brainpool.signature(for: [1, 2, 3]), for: [1, 2, 3]))
+    }
+
     @Test("Real-card vector 4: ECDH(eSK.DP, PK.ECASD) gives the logged shared secret")
     func realCardECDH() throws {
         let ecasd = try ECPublicKey(x962Representation: hex("043F157A6242EC54888EB50967BD84D1A885E51D66B2F6CD135354724C91D790EDB48B015F6B272DF50E49EAB2E1383BF0EEB0E9848543B971397D274D88E8EA77"), curve: .p256)

@@ -78,6 +78,9 @@ extension SMSR: ES1Provider {
     /// CERT.ECASD.ECKA is the EID's and the EUM issued it; the EUM signed the EIS (registration, and
     /// the new SM-SR receiving an EIS at an SM-SR change).
     func verifyEUMSigned(_ eis: EIS, eumCertificate: X509Certificate) throws(Refusal) {
+        // An EUM key checks two signatures per EIS, for every eUICC the EUM makes: its table of
+        // multiples is built on first use (~20 ms, once per EUM key; docs/crypto.md) and kept with the key.
+        eumCertificate.publicKey.prepareForRepeatedVerification()
         let references = eis.eumSignedInfo.ecasd.keysets.flatMap(\.items).compactMap { item -> GPCertificateReference? in
             if case .certificate(let c) = item { return c }
             return nil

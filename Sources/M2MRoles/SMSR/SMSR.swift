@@ -61,7 +61,9 @@ public struct SMSRConfiguration: Sendable {
     }
 }
 
-/// The certificates registration checks against: the CI, and each EUM's certificate by its OID.
+/// The certificates registration checks against: the CI, and each EUM's certificate by its OID. An
+/// EUM's public key is prepared for repeated verification when it first checks an EIS (M2MCrypto
+/// `ECPublicKey.prepareForRepeatedVerification`); copies of this value share that preparation.
 public struct SMSRTrust: Sendable {
     public var ci: X509Certificate
     public var eums: [OID: X509Certificate]

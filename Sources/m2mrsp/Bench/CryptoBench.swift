@@ -66,6 +66,16 @@ struct CryptoBench: ParsableCommand {
                 precondition(a.publicKey.isValidSignature(signature, for: message))
             }, baseline: { precondition(rawA.verify(der, message, md: md)) })
             add("\(curve) ECDSA-SHA256 verify", verify, verifyRaw)
+
+            // The same with the key's table of multiples (ECPublicKey.prepareForRepeatedVerification:
+            // EUM keys at ingest), P-256 only, beside the same raw EVP verification.
+            let prepared = try ECPublicKey(x962Representation: a.publicKey.x962Representation, curve: curve)
+            if prepared.prepareForRepeatedVerification() {
+                let (fast, fastRaw) = try Bench.compare(rounds: rounds, seconds: seconds, {
+                    precondition(prepared.isValidSignature(signature, for: message))
+                }, baseline: { precondition(rawA.verify(der, message, md: md)) })
+                add("\(curve) ECDSA-SHA256 verify, key prepared for repeated verification", fast, fastRaw)
+            }
         }
 
         // CMAC of 32 bytes with a keyed context.

@@ -162,8 +162,10 @@ struct SMSRBench: ParsableCommand {
                 try raw.execute("COMMIT")
             }
             rawRate = max(rawRate, Double(count) / (Double(DispatchTime.now().uptimeNanoseconds - rawStart) / 1e9))
-            // The floor: the two ECDSA verifications per EIS alone, on every core.
+            // The floor: the two ECDSA verifications per EIS alone, on every core, with the EUM key's
+            // table as the SM-SR uses it.
             let key = pki.eum.publicKey
+            key.prepareForRepeatedVerification()
             let list = signatures
             let failures = Atomic<Int>(0)
             let floorStart = DispatchTime.now().uptimeNanoseconds
@@ -178,7 +180,7 @@ struct SMSRBench: ParsableCommand {
         return [
             BenchFigure(name: "RegisterEIS ingest, \(what); baseline: raw SQLite insert of the same rows", value: ours, unit: "EIS/s",
                         baseline: rawRate, ratio: ours / rawRate, target: 0, meets: ours >= 10_000, absoluteTarget: "≥ 10000 EIS/s"),
-            BenchFigure(name: "RegisterEIS ingest beside its crypto floor (baseline: the 2 ECDSA P-256 verifications per EIS alone, on all \(cores) cores)",
+            BenchFigure(name: "RegisterEIS ingest beside its crypto floor (baseline: the 2 ECDSA P-256 verifications per EIS alone, with the EUM key's table, on all \(cores) cores)",
                         value: ours, unit: "EIS/s", baseline: floor, ratio: ours / floor, target: 0, meets: true, absoluteTarget: nil),
         ]
     }
