@@ -137,12 +137,28 @@ public struct ECPublicKey: Sendable, Hashable, CustomStringConvertible {
     public func prepareForRepeatedVerification() -> Bool {
         guard curve == .p256 else { return false }
         if box.fixedBase.load() != nil { return true }
-        guard let pointer = x962Representation.withUnsafeBufferPointer({ m2m_fixed_verifier_new_p256($0.baseAddress, $0.count) }) else {
-            _ = OpenSSLErrorStack.drain()
-            return false
+        // One build at a time (builds are rare): threads that start checking with a new key at once
+        // wait for the first one's table instead of each building their own.
+        return Self.preparing.withLock { _ in
+            if box.fixedBase.load() != nil { return true }
+            guard let pointer = x962Representation.withUnsafeBufferPointer({ m2m_fixed_verifier_new_p256($0.baseAddress, $0.count) }) else {
+                _ = OpenSSLErrorStack.drain()
+                return false
+            }
+            _ = box.fixedBase.storeIfNil(FixedBaseVerifier(pointer))
+            return true
         }
-        _ = box.fixedBase.storeIfNil(FixedBaseVerifier(pointer))
-        return true
+    }
+
+    private static let preparing = Mutex<Void>(())
+
+    /// The table's answer for a digest: 1 valid, 0 not valid, -1 OpenSSL failed; nil without a table
+    /// (or for a signature that is not 64 bytes). Internal so that tests can see the path was taken.
+    func fixedBaseVerification(_ signature: ECDSASignature, digest: [UInt8]) -> Int32? {
+        guard let fixed = box.fixedBase.load(), signature.rawRepresentation.count == 64, digest.count == 32 else { return nil }
+        return digest.withUnsafeBufferPointer { d in
+            signature.rawRepresentation.withUnsafeBufferPointer { m2m_fixed_verifier_verify(fixed.pointer, d.baseAddress, $0.baseAddress) }
+        }
     }
 
     /// Whether `prepareForRepeatedVerification()` built this key's table.
@@ -153,12 +169,9 @@ public struct ECPublicKey: Sendable, Hashable, CustomStringConvertible {
         // SHA-256 first, then the ECDSA verification of the digest: the same check as
         // EVP_DigestVerify without a digest context's set-up per call (measured in bench smsr's ingest).
         let digest = SHA256.hash(message)
-        if let fixed = box.fixedBase.load(), signature.rawRepresentation.count == 64 {
-            let result = digest.withUnsafeBufferPointer { d in
-                signature.rawRepresentation.withUnsafeBufferPointer { m2m_fixed_verifier_verify(fixed.pointer, d.baseAddress, $0.baseAddress) }
-            }
+        if let result = fixedBaseVerification(signature, digest: digest) {
             if result >= 0 { return result == 1 }
-            _ = OpenSSLErrorStack.drain() // out of memory: try EVP below
+            _ = OpenSSLErrorStack.drain() // OpenSSL failed (out of memory): EVP below decides
         }
         let der: [UInt8]
         do { der = try signature.derRepresentation } catch { return false }

@@ -1,5 +1,5 @@
 import M2MCore
-import M2MCrypto
+@testable import M2MCrypto
 import Testing
 
 @Suite("EC keys on P-256 and brainpoolP256r1")
@@ -143,6 +143,9 @@ struct ECTests {
         }
         let expected = cases.map { plain.isValidSignature($0.0, for: $0.1) }
         #expect(expected.filter { $0 }.count == 2 * 64)
+        // The table itself answers every case (never -1, never nil), as EVP does.
+        #expect(cases.map { fast.fixedBaseVerification($0.0, digest: SHA256.hash($0.1)) } == expected.map { $0 ? 1 : 0 })
+        #expect(plain.fixedBaseVerification(cases[0].0, digest: SHA256.hash(cases[0].1)) == nil)
         // 4 tasks at once through the shared table.
         let all = cases
         let answers = await withTaskGroup(of: [Bool].self) { group in
