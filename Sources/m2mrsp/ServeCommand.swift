@@ -52,6 +52,8 @@ struct ServeConfiguration: Codable {
         /// beforeES5, afterES5, beforeCommit, afterCommit, changeBeforeHandover, changeBeforeCommit,
         /// changeAfterCommit) — scripts/change-crash-test.sh.
         var crashAt: String?
+        /// Check EUM signatures with a table per EUM key (default true; false: OpenSSL's EVP only, e.g. FIPS).
+        var eumKeyTables: Bool?
     }
 
     struct SMDPPart: Codable {
@@ -384,6 +386,7 @@ final class ServeNode: @unchecked Sendable {
         var configuration = SMSRConfiguration(smsrID: smsrID,
                                               storageKey: try StorageKeyFile.load(dataURL.appendingPathComponent("smsr.key").path, create: true, role: "SM-SR"))
         configuration.acceptClearISDRKeys = true  // the built-in fleet's EIS carry their keys in clear (test cards)
+        configuration.eumKeyTables = part.eumKeyTables ?? true
         // CERT.SR.ECDSA and its key: what this SM-SR shows a card it takes over at an SM-SR change.
         let certificateFile = pki.root.appendingPathComponent("\(folder)/cert-sr-ecdsa.gpcert")
         if FileManager.default.fileExists(atPath: certificateFile.path) {

@@ -83,13 +83,15 @@ struct SMSRHarness {
     }
 
     static func makeSMSR(store: SQLiteSMSRStore, pki: TestPKI, fleet: Fleet, storageKey: SecureBytes, clock: TestClock, faults: SMSRFaults,
-                         capture: (any CaptureSink)? = nil) throws -> SMSR {
+                         capture: (any CaptureSink)? = nil, eum: X509Certificate? = nil,
+                         configure: (inout SMSRConfiguration) -> Void = { _ in }) throws -> SMSR {
         var configuration = SMSRConfiguration(smsrID: smsrID, storageKey: storageKey)
         configuration.acceptClearISDRKeys = true
+        configure(&configuration)
         let loader = PolicyLoader(pluginPaths: [repository.appendingPathComponent("plugins").path])
         let set = try loader.loadSet(bundles: PolicyLoader.bundleDirectories(under: repository.appendingPathComponent("policies").path))
         let engine = try PolicyEngine(set: set, clock: clock, decisionLog: NoDecisionLog())
-        return try SMSR(configuration: configuration, trust: SMSRTrust(ci: pki.ci, eums: [eumID: pki.eum]), store: store, policy: engine,
+        return try SMSR(configuration: configuration, trust: SMSRTrust(ci: pki.ci, eums: [eumID: eum ?? pki.eum]), store: store, policy: engine,
                         transport: capture.map { CapturingTransport(InProcessTransport(fleet: fleet), sink: $0) } ?? InProcessTransport(fleet: fleet),
                         clock: clock, faults: faults)
     }

@@ -92,6 +92,29 @@ struct SMSRTests {
         #expect(h.smsr.registerEISBatch(requests, context: RequestContext(caller: H.mno)).allSatisfy { $0.functionExecutionStatus.codes == "1.1/1.2" })
     }
 
+    @Test("EUM key tables: built on the first EIS check by default; turned off, checks stay in EVP; the answers are the same")
+    func eumKeyTables() throws {
+        let h = try H()
+        defer { h.cleanUp() }
+        for tables in [true, false] {
+            let eum = try X509Certificate(derRepresentation: h.pki.eum.derRepresentation) // a key of its own, not prepared yet
+            #expect(!eum.publicKey.isPreparedForRepeatedVerification)
+            let store = try SQLiteSMSRStore(path: h.directory.appendingPathComponent("tables-\(tables).sqlite").path, codec: XMLDocumentCodec())
+            defer { store.database.close() }
+            let smsr = try H.makeSMSR(store: store, pki: h.pki, fleet: h.fleet, storageKey: h.storageKey, clock: h.clock, faults: SMSRFaults(),
+                                      eum: eum, configure: { $0.eumKeyTables = tables })
+            try smsr.register(Party(oid: H.eumID, role: .eum))
+            var tampered = try h.eis(card: 1)
+            tampered.eumSignedInfo.platformType = try String100(text: "tampered")
+            let answers = try [h.eis(card: 0), tampered].enumerated().map { index, eis in
+                smsr.registerEIS(ES1.RegisterEISRequest(functionCallIdentifier: "t\(index)", eis: eis), context: RequestContext(caller: H.eumID))
+                    .functionExecutionStatus.codes
+            }
+            #expect(answers == ["EXECUTED_SUCCESS", "8.1.2/6.1"])
+            #expect(eum.publicKey.isPreparedForRepeatedVerification == tables)
+        }
+    }
+
     @Test("An inconsistent EIS (two Profiles with one ICCID, two Enabled) is refused on its own; the rest of its batch registers")
     func inconsistentEIS() throws {
         let h = try H(cards: 3)

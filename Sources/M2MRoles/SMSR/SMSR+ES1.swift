@@ -80,7 +80,7 @@ extension SMSR: ES1Provider {
     func verifyEUMSigned(_ eis: EIS, eumCertificate: X509Certificate) throws(Refusal) {
         // An EUM key checks two signatures per EIS, for every eUICC the EUM makes: its table of
         // multiples is built on first use (~20 ms, once per EUM key; docs/crypto.md) and kept with the key.
-        eumCertificate.publicKey.prepareForRepeatedVerification()
+        if configuration.eumKeyTables { eumCertificate.publicKey.prepareForRepeatedVerification() }
         let references = eis.eumSignedInfo.ecasd.keysets.flatMap(\.items).compactMap { item -> GPCertificateReference? in
             if case .certificate(let c) = item { return c }
             return nil
