@@ -49,6 +49,14 @@ public final class SOAPServer: Sendable {
         public var waitingFunctions: Set<String> = []
         /// Threads for `waitingFunctions`.
         public var waitingThreads = 64
+        /// Functions ("ES4.GetEIS") that only read this server's database (no card, no other server):
+        /// run on a pool of one thread per core, recognised as `waitingFunctions` are (a client that
+        /// sends no `action` gets the workers). The workers, two per core for role code that blocks on
+        /// cards, were woken and switched for each such call: `bench server` printed GetEIS over HTTP
+        /// at 0.48–0.52× of nginx with 4 workers, 0.58–0.68× with 2 (2-core machine, docs/server.md).
+        public var quickFunctions: Set<String> = []
+        /// Threads for `quickFunctions`.
+        public var quickThreads = max(2, ProcessInfo.processInfo.activeProcessorCount)
         /// Told of every message served (metrics): its function, how it ended, how long it took.
         public var observe: (@Sendable (Observation) -> Void)? = nil
         /// Where callbacks are kept until acknowledged (nil: in memory only).
@@ -79,6 +87,8 @@ public final class SOAPServer: Sendable {
     let pool: NIOThreadPool
     /// Runs the asynchronous part of `waitingFunctions` (nil: none configured).
     let waitPool: NIOThreadPool?
+    /// Runs `quickFunctions` (nil: none configured).
+    let quickPool: NIOThreadPool?
     let channel = Mutex<(any Channel)?>(nil)
     let connections = Atomic<Int>(0)
     /// Callbacks still being sent (shutdown waits for them: no accepted work is lost).
@@ -91,6 +101,7 @@ public final class SOAPServer: Sendable {
         self.group = group
         self.pool = NIOThreadPool(numberOfThreads: configuration.workerThreads)
         self.waitPool = configuration.waitingFunctions.isEmpty ? nil : NIOThreadPool(numberOfThreads: configuration.waitingThreads)
+        self.quickPool = configuration.quickFunctions.isEmpty ? nil : NIOThreadPool(numberOfThreads: configuration.quickThreads)
     }
 
     /// Binds and serves; returns the port.
@@ -102,6 +113,7 @@ public final class SOAPServer: Sendable {
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: try $0.serverConfiguration()) }
         pool.start()
         waitPool?.start()
+        quickPool?.start()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -133,6 +145,7 @@ public final class SOAPServer: Sendable {
         try? bound?.close().wait()
         let deadline = Date().addingTimeInterval(grace)
         while pendingCallbacks.load(ordering: .relaxed) > 0, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        try? quickPool?.syncShutdownGracefully()
         try? pool.syncShutdownGracefully()
         try? waitPool?.syncShutdownGracefully()
     }
@@ -362,14 +375,20 @@ final class SOAPHTTPHandler: ChannelInboundHandler {
         let server = self.server
         let tls = self.tls
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        // A function that waits on other servers runs on the wait pool even when called synchronously;
-        // it is recognised early by the SOAP 1.2 `action` parameter of the content type (when a client
-        // sends one; else it runs on the workers, as any other call).
+        // A function that waits on other servers runs on the wait pool even when called synchronously,
+        // one that only reads the database on the quick pool; both are recognised early by the SOAP 1.2
+        // `action` parameter of the content type (when a client sends one; else the call runs on the
+        // workers, as any other).
         var runner = server.pool
-        if let waitPool = server.waitPool, let action = Self.contentTypeAction(head.headers.first(name: "content-type")),
-            let resolved = ActionTable.resolve(action), server.configuration.waitingFunctions.contains("\(resolved.function)")
+        if server.waitPool != nil || server.quickPool != nil, let action = Self.contentTypeAction(head.headers.first(name: "content-type")),
+            let resolved = ActionTable.resolve(action)
         {
-            runner = waitPool
+            let function = "\(resolved.function)"
+            if let waitPool = server.waitPool, server.configuration.waitingFunctions.contains(function) {
+                runner = waitPool
+            } else if let quickPool = server.quickPool, server.configuration.quickFunctions.contains(function) {
+                runner = quickPool
+            }
         }
         runner.submit { state in
             guard state == .active else { return }

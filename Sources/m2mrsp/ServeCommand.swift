@@ -319,6 +319,8 @@ final class ServeNode: @unchecked Sendable {
         if folder.hasPrefix("smsr") {
             configuration.workerThreads = max(configuration.workerThreads, 32)
             configuration.waitingFunctions = ["ES4.SMSRChange", "ES7.HandoverEUICC"]
+            // GetEIS, GetPLMA, GetONC only read the database: one thread per core, not the 32 workers.
+            configuration.quickFunctions = SMSR.readOnlyFunctions
         }
         configuration.host = host
         configuration.port = port

@@ -310,6 +310,67 @@ struct ServerTests {
         #expect(refused.message == nil)
     }
 
+    /// Holds every call but the read-only ones until released (the quick pool's test).
+    final class Holding: SOAPService, @unchecked Sendable {
+        let inner: SMSRService
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        init(_ inner: SMSRService) { self.inner = inner }
+        var interfaces: Set<Interface> { inner.interfaces }
+        func handle(_ message: any SGP02Message, caller: OID) -> SOAPOutcome {
+            if !SMSR.readOnlyFunctions.contains("\(message.descriptor.function)") {
+                entered.signal()
+                release.wait()
+            }
+            return inner.handle(message, caller: caller)
+        }
+    }
+
+    @Test("Read-only functions run on a pool of their own: with the one worker held by an EnableProfile, GetEIS still answers")
+    func quickPool() throws {
+        #expect(SMSR.readOnlyFunctions.isSubset(of: Set(ActionTable.all.map { "\($0.function)" })))
+        let sr = try H()
+        defer { sr.cleanUp() }
+        try sr.register(card: 0)
+        let pki = sr.pki
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        defer { try? group.syncShutdownGracefully() }
+        var configuration = SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1/ES4", entityID: H.smsrID),
+                                                     tls: Self.credentials(pki.smsr, pki, server: true))
+        configuration.workerThreads = 1
+        configuration.quickFunctions = SMSR.readOnlyFunctions
+        let holding = Holding(SMSRService(smsr: sr.smsr, interfaces: [.es4]))
+        let server = SOAPServer(configuration: configuration, endpoints: ["/ES4": holding], client: nil, group: group)
+        let port = try server.start()
+        let mno = try SOAPClient(identity: EndpointAddress(address: "https://127.0.0.1/mno", entityID: H.mno),
+                                 tls: Self.credentials(pki.mno, pki, server: false), group: group)
+        defer {
+            mno.shutdown()
+            server.shutdown(grace: 2)
+        }
+        let es4 = EndpointAddress(address: "https://127.0.0.1:\(port)/ES4", entityID: H.smsrID)
+        // The worker takes the EnableProfile and is held there.
+        let enabled = DispatchSemaphore(value: 0)
+        let enable = mno.envelope(ES4.EnableProfileRequest(functionCallIdentifier: "e", eid: sr.eid(0), iccid: H.iccidB), to: es4)
+        Thread.detachNewThread {
+            _ = try? mno.post(enable, to: es4.uri)
+            enabled.signal()
+        }
+        #expect(holding.entered.wait(timeout: .now() + 10) == .success)
+        // GetEIS (the client sends the SOAP 1.2 action) runs on the quick pool meanwhile.
+        let answered = DispatchSemaphore(value: 0)
+        let outcome = Mutex<ES4.GetEISResponse?>(nil)
+        let get = mno.envelope(ES4.GetEISRequest(functionCallIdentifier: "g", eid: sr.eid(0)), to: es4)
+        Thread.detachNewThread {
+            if case .envelope(let answer)? = try? mno.post(get, to: es4.uri) { outcome.withLock { $0 = answer.message as? ES4.GetEISResponse } }
+            answered.signal()
+        }
+        #expect(answered.wait(timeout: .now() + 10) == .success, "GetEIS waited for the held worker")
+        #expect(outcome.withLock { $0 }?.functionExecutionStatus == .success)
+        holding.release.signal()
+        #expect(enabled.wait(timeout: .now() + 10) == .success)
+    }
+
     @Test("Malformed envelopes get a SOAP Fault (400), oversized bodies 413, unknown paths 404, ?wsdl the GSMA WSDL")
     func badInput() throws {
         let n = try Network()

@@ -298,6 +298,12 @@ extension SMSR {
         return Array(text.utf8)
     }
 
+    /// The functions served with `readOnly` (they read the database and touch no card): a server may
+    /// run them on a pool of their own (M2MServer `SOAPServer.Configuration.quickFunctions`).
+    public static let readOnlyFunctions: Set<String> = [
+        "ES3.GetEIS", "ES3.GetPLMA", "ES3.GetONC", "ES4.GetEIS", "ES4.GetPLMA", "ES4A.GetPLMA", "ES4A.GetONC",
+    ]
+
     /// Runs one function call through the pipeline. `roles` are the caller roles the interface
     /// serves; `makeFailure` builds the response carrying a refusal; `body` does the work.
     /// `readOnly`: a function that changes nothing (GetEIS, GetPLMA, GetONC) is not recorded — no

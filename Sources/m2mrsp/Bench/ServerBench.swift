@@ -154,9 +154,11 @@ struct ServerBench: ParsableCommand {
                                                           tls: nil)
         plainConfiguration.allowPlainHTTP = true
         plainConfiguration.port = plainPort
+        plainConfiguration.quickFunctions = SMSR.readOnlyFunctions  // as `serve` runs an SM-SR
         var tlsConfiguration = SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1:\(tlsPort)/ES4", entityID: SMSRBench.smsrID),
                                                         tls: Self.credentials(pki.smsr, pki, server: true))
         tlsConfiguration.port = tlsPort
+        tlsConfiguration.quickFunctions = SMSR.readOnlyFunctions
         let plain = SOAPServer(configuration: plainConfiguration, endpoints: ["/ES4": service], client: nil, group: group)
         let secure = SOAPServer(configuration: tlsConfiguration, endpoints: ["/ES4": service], client: nil, group: group)
         try plain.start()
@@ -340,6 +342,7 @@ struct ServerBench: ParsableCommand {
         var smsrConfiguration = SOAPServer.Configuration(address: EndpointAddress(address: "https://127.0.0.1:\(smsrPort)", entityID: SMSRBench.smsrID),
                                                          tls: Self.credentials(pki.smsr, pki, server: true))
         smsrConfiguration.port = smsrPort
+        smsrConfiguration.quickFunctions = SMSR.readOnlyFunctions
         let smsrServer = SOAPServer(configuration: smsrConfiguration, endpoints: ["/ES3": SMSRService(smsr: smsr, interfaces: [.es3])], client: nil, group: group)
         try smsrServer.start()
         defer { smsrServer.shutdown(grace: 1) }
