@@ -129,7 +129,7 @@ public struct ECPublicKey: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Builds, once, OpenSSL's table of multiples of this P-256 key, so that its signature checks
-    /// multiply two fixed bases (~34 µs instead of ~59 µs here; building takes ~20 ms and ~150 KB,
+    /// multiply two fixed bases (~34 µs instead of ~59 µs here; building took ~20 ms; ~150 KB by OpenSSL's table layout,
     /// docs/crypto.md). For keys that check many signatures: an EUM's, the CI's. Every copy of this key
     /// uses the table; results are the same as without it. Returns false, and changes nothing, on
     /// brainpoolP256r1 (OpenSSL's generic code is slower with such a table) or when OpenSSL cannot build it.

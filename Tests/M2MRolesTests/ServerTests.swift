@@ -348,6 +348,8 @@ struct ServerTests {
             mno.shutdown()
             server.shutdown(grace: 2)
         }
+        // Runs first: a held worker is let go even when an expectation fails (else shutdown waits on it).
+        defer { holding.release.signal() }
         let es4 = EndpointAddress(address: "https://127.0.0.1:\(port)/ES4", entityID: H.smsrID)
         // The worker takes the EnableProfile and is held there.
         let enabled = DispatchSemaphore(value: 0)

@@ -234,11 +234,12 @@ extension SMDP {
         var callID: Int64 = 0
         if !readOnly {
             do {
-                let digest = SHA256.hash(MessageBytes.encode(request))
-                let start = try store.write {
-                    try $0.startFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function, digest: digest, now: now)
+                let recorded = try RecordedCall.start(request) { digest in
+                    try store.write {
+                        try $0.startFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function, digest: digest, now: now)
+                    }
                 }
-                switch RecordedCall.resolve(start, Request.Response.self, identifier: request.functionCallIdentifier) {
+                switch recorded {
                 case .run(let id): callID = id
                 case .answer(let response): return response
                 case .refuse(let status): return refused(status)

@@ -224,6 +224,13 @@ enum RecordedCall<Response: SGP02Response> {
     /// Not run: the identifier was used for another request (1.6/3.3), or the call still runs (1.6/4.4).
     case refuse(FunctionExecutionStatus)
 
+    /// Digests `request` and records its start through `record` (the role's own store), then resolves.
+    static func start<Request: SGP02Request>(_ request: Request, record: ([UInt8]) throws -> FunctionCallStart) throws -> RecordedCall
+        where Request.Response == Response
+    {
+        resolve(try record(SHA256.hash(MessageBytes.encode(request))), Response.self, identifier: request.functionCallIdentifier)
+    }
+
     static func resolve(_ start: FunctionCallStart, _ type: Response.Type, identifier: String) -> RecordedCall {
         switch start {
         case .begun(let id): return .run(id)
@@ -345,11 +352,12 @@ extension SMSR {
             callID = 0
         } else {
             do {
-                let digest = SHA256.hash(MessageBytes.encode(request))
-                let start = try store.write {
-                    try $0.startFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function, digest: digest, now: now)
+                let recorded = try RecordedCall.start(request) { digest in
+                    try store.write {
+                        try $0.startFunctionCall(caller: party.oid, identifier: request.functionCallIdentifier, function: function, digest: digest, now: now)
+                    }
                 }
-                switch RecordedCall.resolve(start, Request.Response.self, identifier: request.functionCallIdentifier) {
+                switch recorded {
                 case .run(let id): callID = id
                 case .answer(let response): return response
                 case .refuse(let status): return refused(status)
